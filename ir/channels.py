@@ -1,0 +1,151 @@
+"""Data channels: where a flow's records come from and go to
+(file, s3, kafka, http, inline, discard).
+
+Pure data, no I/O. A channel is `direction` + `type` + `format` + a `config` whose shape depends
+on `type`; credentials appear only as `SecretRef`s.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from ir.types import IRModel, Name, Schema, SecretRef
+
+Direction = Literal["source", "sink"]
+Encoding = Literal["jsonl", "csv", "avro"]
+
+
+class Format(IRModel):
+    """How records are encoded on the channel, and the schema they are checked against."""
+
+    encoding: Encoding = "jsonl"
+    schema_: Schema | None = Field(default=None, alias="schema")
+
+
+class FileConfig(IRModel):
+    """A local (or mounted) file; a relative path resolves against the IR file's folder."""
+
+    path: str = Field(min_length=1)
+
+
+class S3Config(IRModel):
+    """An object in an S3-compatible store."""
+
+    bucket: str = Field(min_length=3, max_length=63)
+    key: str = Field(min_length=1)
+    endpoint_url: str | None = Field(default=None, description="For S3-compatible servers.")
+    region: str | None = None
+    access_key_id: SecretRef | None = None
+    secret_access_key: SecretRef | None = None
+    part_size_mb: int = Field(default=8, ge=5, le=5120, description="Multipart upload part size.")
+
+
+class KafkaConfig(IRModel):
+    """A Kafka topic; sources read it as a consumer group, sinks produce with acks=all."""
+
+    bootstrap_servers: str = Field(min_length=1, description="host:port[,host:port...]")
+    topic: str = Field(min_length=1, max_length=249)
+    group: str | None = Field(default=None, description="Consumer group (sources).")
+    start_from: Literal["earliest", "latest"] = "earliest"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    username: SecretRef | None = None
+    password: SecretRef | None = None
+
+
+class HttpConfig(IRModel):
+    """The flow serves `POST {path}` and answers each request with its scored records."""
+
+    port: int = Field(default=8080, ge=1, le=65535)
+    path: str = Field(default="/score", pattern=r"^/")
+
+
+class InlineConfig(IRModel):
+    """Records written inside the IR (tests and examples)."""
+
+    records: list[dict[str, Any]]
+
+
+class DiscardConfig(IRModel):
+    """Drops every record (a sink for flows whose output does not matter)."""
+
+
+class _Channel(IRModel):
+    name: Name | None = Field(default=None, description="Only in inline pipeline entries.")
+    direction: Direction
+    format: Format = Field(default_factory=Format)
+
+    @model_validator(mode="after")
+    def _avro_sink_has_schema(self) -> _Channel:
+        if self.direction == "sink" and self.format.encoding == "avro" and not self.format.schema_:
+            raise ValueError("an avro sink needs format.schema to write its container file")
+        return self
+
+
+class FileChannel(_Channel):
+    """`type: file`."""
+
+    type: Literal["file"]
+    config: FileConfig
+
+
+class S3Channel(_Channel):
+    """`type: s3`."""
+
+    type: Literal["s3"]
+    config: S3Config
+
+
+class KafkaChannel(_Channel):
+    """`type: kafka`."""
+
+    type: Literal["kafka"]
+    config: KafkaConfig
+
+
+class HttpChannel(_Channel):
+    """`type: http` (sources only)."""
+
+    type: Literal["http"]
+    config: HttpConfig = Field(default_factory=HttpConfig)
+
+    @model_validator(mode="after")
+    def _source_only(self) -> HttpChannel:
+        if self.direction != "source":
+            raise ValueError("http channels are sources only: the flow answers each request")
+        return self
+
+
+class InlineChannel(_Channel):
+    """`type: inline` (sources only)."""
+
+    type: Literal["inline"]
+    config: InlineConfig
+
+    @model_validator(mode="after")
+    def _source_only(self) -> InlineChannel:
+        if self.direction != "source":
+            raise ValueError("inline channels are sources only")
+        return self
+
+
+class DiscardChannel(_Channel):
+    """`type: discard` (sinks only)."""
+
+    type: Literal["discard"]
+    config: DiscardConfig = Field(default_factory=DiscardConfig)
+
+    @model_validator(mode="after")
+    def _sink_only(self) -> DiscardChannel:
+        if self.direction != "sink":
+            raise ValueError("discard channels are sinks only")
+        return self
+
+
+ChannelSpec = Annotated[
+    FileChannel | S3Channel | KafkaChannel | HttpChannel | InlineChannel | DiscardChannel,
+    Field(discriminator="type"),
+]
+"""The spec of a DataChannel, chosen by its `type`."""

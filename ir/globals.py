@@ -1,0 +1,49 @@
+"""Pre-processing step 5: apply the server's global parameters, last.
+
+Pure (`apply_globals`); `load_globals` reads the server's globals file. Globals are settings of
+the scheduling server (image registry and tag, log and trace settings, callback URL, namespace,
+git server); the `global` section of the values is replaced by them whole, so nothing a job
+sends can override them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ir.errors import IRValidationError, Issue
+from ir.loader import clean_loc, parse_text
+from ir.values import GlobalValues
+
+
+def apply_globals(values: Mapping[str, Any], globals_: GlobalValues) -> dict[str, Any]:
+    """`values` with its `global` section set from the server's globals."""
+    out = dict(values)
+    out["global"] = globals_.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return out
+
+
+def load_globals(path: Path | None) -> GlobalValues:
+    """The server's globals file (YAML or JSON, the `global` section's shape); defaults if None."""
+    if path is None:
+        return GlobalValues()
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise IRValidationError([Issue(name, None, (), f"cannot read: {exc}")]) from exc
+    docs, issues = parse_text(text, file=name)
+    if issues:
+        raise IRValidationError(issues)
+    data, positions = docs[0] if docs else ({}, None)
+    try:
+        return GlobalValues.model_validate(data or {})
+    except ValidationError as exc:
+        raise IRValidationError(
+            Issue(name, positions.line_of(loc) if positions else None, loc, str(e["msg"]))
+            for e in exc.errors()
+            for loc in [clean_loc(data, e["loc"])]
+        ) from exc

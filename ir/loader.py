@@ -1,0 +1,279 @@
+"""Reading IR text into validated documents that remember where every value was written.
+
+Does file I/O (`load_paths`, `load_registry`); everything else here is pure. YAML or JSON, one
+or more documents per file, several files or folders (read in sorted order). Line numbers come
+from a position map built from PyYAML's node tree (the approach of Dagster's `yaml_utils`):
+each key path of a document maps to the 1-based line where its value starts, and a lookup for a
+path that is not there (a missing key) falls back to the nearest parent. All problems of all
+files are collected before raising one `IRValidationError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from ir.documents import Document
+from ir.errors import IRValidationError, Issue, Loc
+from ir.perf import paused_gc
+
+IR_SUFFIXES = (".yaml", ".yml", ".json")
+
+_DOCUMENT: TypeAdapter[Any] = TypeAdapter(Document)
+
+
+@dataclass(frozen=True)
+class Positions:
+    """Where each value of one document starts: key path -> 1-based line."""
+
+    lines: Mapping[Loc, int] = field(default_factory=dict)
+
+    def line_of(self, loc: Loc) -> int | None:
+        """The line of `loc`, or of its nearest parent that has one."""
+        for end in range(len(loc), -1, -1):
+            line = self.lines.get(loc[:end])
+            if line is not None:
+                return line
+        return None
+
+
+@dataclass(frozen=True)
+class SourceDoc:
+    """One validated IR document with its origin.
+
+    `base_dir` is where relative paths in it resolve (the file's folder, or the request's
+    `base_dir` for text sent to the API).
+    """
+
+    doc: Any  # one of the ir.documents *Doc classes
+    file: str
+    index: int
+    positions: Positions
+    base_dir: Path
+
+    def issue(self, loc: Loc, msg: str) -> Issue:
+        """An issue at `loc` inside this document."""
+        return Issue(self.file, self.positions.line_of(loc), loc, msg)
+
+    @property
+    def kind(self) -> str:
+        return str(self.doc.kind)
+
+    @property
+    def name(self) -> str:
+        return str(self.doc.metadata.name)
+
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when present (several times faster), else PyYAML's; both keep marks."""
+
+
+def _positions(node: yaml.Node, loc: Loc, out: dict[Loc, int], issues: list[str]) -> None:
+    out[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                issues.append(f"{key_node.start_mark.line + 1}:{key}")
+            seen.add(key)
+            _positions(value_node, (*loc, key), out, issues)
+            out[(*loc, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _positions(item, (*loc, i), out, issues)
+
+
+def parse_text(text: str, *, file: str) -> tuple[list[tuple[Any, Positions]], list[Issue]]:
+    """Parse YAML/JSON text into (data, positions) per document; syntax problems as issues."""
+    with paused_gc():
+        return _parse_text(text, file=file)
+
+
+def _parse_text(text: str, *, file: str) -> tuple[list[tuple[Any, Positions]], list[Issue]]:
+    loader = _Loader(text)
+    docs: list[tuple[Any, Positions]] = []
+    issues: list[Issue] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            lines: dict[Loc, int] = {}
+            dupes: list[str] = []
+            _positions(node, (), lines, dupes)
+            for dupe in dupes:
+                dupe_line, key = dupe.split(":", 1)
+                issues.append(Issue(file, int(dupe_line), (key,), f"duplicate key {key!r}"))
+            docs.append((loader.construct_document(node), Positions(lines)))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        issues.append(Issue(file, line, (), f"not valid YAML/JSON: {exc.problem or exc}"))
+    except yaml.YAMLError as exc:
+        issues.append(Issue(file, None, (), f"not valid YAML/JSON: {exc}"))
+    finally:
+        loader.dispose()
+    return docs, issues
+
+
+def clean_loc(data: Any, loc: Sequence[str | int]) -> Loc:
+    """Drop the union tags pydantic puts into `loc` (they are not keys of the data)."""
+    out: list[str | int] = []
+    current = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(current, dict):
+            if part in current:
+                out.append(part)
+                current = current[part]
+            elif last:
+                out.append(part)
+            continue
+        if isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            out.append(part)
+            current = current[part]
+            continue
+        if not last and not isinstance(part, int):
+            continue  # a tag inside a non-container value
+        out.append(part)
+        current = None
+    return tuple(out)
+
+
+def _present(data: Any, loc: Loc) -> Loc:
+    """The longest prefix of `loc` that exists in `data`."""
+    out: list[str | int] = []
+    for part in loc:
+        in_dict = isinstance(data, dict) and part in data
+        in_list = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        if not (in_dict or in_list):
+            break
+        data = data[part]
+        out.append(part)
+    return tuple(out)
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    msg = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        return "unknown field (not part of this kind)"
+    if error["type"] == "missing":
+        return "field required"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if error["type"] == "string_pattern_mismatch" and "a-z0-9" in msg:
+        return (
+            "must be a DNS-1123 label: lower-case letters, digits and '-', "
+            "starting and ending alphanumeric"
+        )
+    if error["type"] == "union_tag_not_found":
+        return "field required"
+    if error["type"] == "union_tag_invalid":
+        ctx = error.get("ctx") or {}
+        return f"unknown value {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+    return msg
+
+
+def validate_documents(
+    parsed: Iterable[tuple[Any, Positions]], *, file: str, base_dir: Path
+) -> tuple[list[SourceDoc], list[Issue]]:
+    """Validate parsed documents against the IR models; every problem becomes an issue."""
+    docs: list[SourceDoc] = []
+    issues: list[Issue] = []
+    for index, (data, positions) in enumerate(parsed):
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            issues.append(Issue(file, positions.line_of(()), (), "a document must be a mapping"))
+            continue
+        try:
+            doc = _DOCUMENT.validate_python(data)
+        except ValidationError as exc:
+            for error in exc.errors():
+                loc = clean_loc(data, error["loc"])
+                if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
+                    loc = (*_present(data, loc), str(error["ctx"]["discriminator"]).strip("'"))
+                issues.append(Issue(file, positions.line_of(loc), loc, _message(error)))
+            continue
+        docs.append(SourceDoc(doc, file, index, positions, base_dir))
+    return docs, issues
+
+
+@paused_gc()
+def load_texts(files: Mapping[str, str], *, base_dir: Path) -> list[SourceDoc]:
+    """Load IR given as text (`{file name: text}`), e.g. from an API request."""
+    docs: list[SourceDoc] = []
+    issues: list[Issue] = []
+    for name in sorted(files):
+        parsed, parse_issues = parse_text(files[name], file=name)
+        valid, invalid = validate_documents(parsed, file=name, base_dir=base_dir)
+        docs += valid
+        issues += parse_issues + invalid
+    if issues:
+        raise IRValidationError(issues)
+    return docs
+
+
+@paused_gc()
+def load_objects(
+    objects: Sequence[Any], *, base_dir: Path, file: str = "<request>"
+) -> list[SourceDoc]:
+    """Load IR given as already-parsed JSON objects (no line numbers to report)."""
+    parsed = [(obj, Positions()) for obj in objects]
+    docs, issues = validate_documents(parsed, file=file, base_dir=base_dir)
+    if issues:
+        raise IRValidationError(issues)
+    return docs
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files named, plus the IR files of folders named (sorted, not recursive)."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out += sorted(p for p in path.iterdir() if p.suffix in IR_SUFFIXES and p.is_file())
+        else:
+            out.append(path)
+    return out
+
+
+@paused_gc()
+def load_paths(paths: Iterable[Path]) -> list[SourceDoc]:
+    """Load IR files and folders; relative paths inside resolve against each file's folder."""
+    docs: list[SourceDoc] = []
+    issues: list[Issue] = []
+    for path in expand_paths(paths):
+        name = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            issues.append(Issue(name, None, (), f"cannot read: {exc}"))
+            continue
+        parsed, parse_issues = parse_text(text, file=name)
+        valid, invalid = validate_documents(parsed, file=name, base_dir=path.resolve().parent)
+        docs += valid
+        issues += parse_issues + invalid
+    if issues:
+        raise IRValidationError(issues)
+    return docs
+
+
+def load_registry(folder: Path | None) -> list[SourceDoc]:
+    """The server's channel registry: the DataChannel documents of a folder (others are errors)."""
+    if folder is None:
+        return []
+    docs = load_paths([folder])
+    wrong = [
+        d.issue(("kind",), "the channel registry holds DataChannel documents only")
+        for d in docs
+        if d.kind != "DataChannel"
+    ]
+    if wrong:
+        raise IRValidationError(wrong)
+    return docs

@@ -1,0 +1,162 @@
+"""The values file: the one resolved tree that pre-processing emits and that both the
+scoring-pipeline chart and the local backend consume.
+
+Pure data, no I/O. Shape (camelCase keys, documented in docs/values.md)::
+
+    contentHash: sha256 of the canonical tree without this key
+    job:              id, name, pipeline, labels, parameters (resolved)
+    global:           server-wide settings (image, logging, callback URL, ...), never from a job
+    scoringServices:  [ServiceValues]  sorted by name, models inlined
+    scoringFlows:     [FlowValues]     sorted by name, channels inlined, parameters applied,
+                                       the scoring-service endpoints each calls in `services`
+
+`charts/scoring-pipeline/values.schema.json` is generated from `Values`
+(`tekscore schema --values`).
+The scoring flow reads one `FlowValues`; the scoring service reads one `ServiceValues`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from ir.channels import ChannelSpec
+from ir.documents import ModelSpec
+from ir.flows import FilterStep, MapStep, PythonStep, Scalar
+from ir.types import IRModel, Name, Resources, SecretKeyRef
+
+
+class ModelValues(ModelSpec):
+    """A model as a service loads it: `uri` absolute, `name` set."""
+
+    name: Name
+
+
+class ServiceValues(IRModel):
+    """A scoring service with its models inlined.
+
+    `url` is where flows reach it: for `runtime: python` the chart's Service
+    (`http://<job.id>-<name>:8080`; the local backend puts its loopback port there instead),
+    for `runtime: external` the server given in the IR. `derived` says the service was made by
+    the one-service-per-unserved-model rule.
+    """
+
+    name: Name
+    runtime: Literal["python", "external"]
+    url: str = Field(pattern=r"^https?://.+")
+    models: list[ModelValues] = Field(min_length=1)
+    replicas: int = Field(default=1, ge=0, le=100)
+    workers: int = Field(default=1, ge=1, le=64)
+    resources: Resources = Field(default_factory=Resources)
+    derived: bool = False
+
+
+class ServiceEndpoint(IRModel):
+    """How a flow reaches one scoring service: `records` (ours) or OIP V2 `infer` (external)."""
+
+    url: str = Field(pattern=r"^https?://.+")
+    protocol: Literal["records", "v2"]
+    models: list[Name]
+
+
+class ResolvedScoreStep(IRModel):
+    """A score step with its service chosen."""
+
+    type: Literal["score"]
+    name: str | None = None
+    model: Name
+    service: Name
+    inputs: dict[str, str] = Field(default_factory=dict)
+    outputs: dict[str, str] = Field(default_factory=dict)
+    merge: bool = True
+
+
+ResolvedStep = Annotated[
+    ResolvedScoreStep | MapStep | FilterStep | PythonStep, Field(discriminator="type")
+]
+
+
+class FlowValues(IRModel):
+    """One scoring flow, fully resolved: what `tekscore flow run CONFIG` reads.
+
+    Runtime facts that are not part of the pipeline come from the environment instead:
+    `TEKSCORE_JOB_ID`, `TEKSCORE_CALLBACK_URL`, `TEKSCORE_CALLBACK_TOKEN` (docs/values.md).
+    """
+
+    name: Name
+    mode: Literal["batch", "streaming"]
+    source: ChannelSpec
+    sink: ChannelSpec
+    dead_letter: ChannelSpec | None = None
+    steps: list[ResolvedStep] = Field(default_factory=list)
+    services: dict[Name, ServiceEndpoint] = Field(default_factory=dict)
+    secrets: list[SecretKeyRef] = Field(
+        default_factory=list,
+        description="Every Secret key the flow's channels reference (sorted), for mounting.",
+    )
+    batch_size: int = Field(default=256, ge=1, strict=True)
+    concurrency: int = Field(default=4, ge=1, strict=True)
+    replicas: int = Field(default=1, ge=1, strict=True)
+    shards: int = Field(default=1, ge=1, strict=True)
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, strict=True)
+
+
+class ImageValues(IRModel):
+    """The one image every part runs from."""
+
+    registry: str = "ghcr.io"
+    repository: str = "tekscore/tekscore"
+    tag: str = "0.1.0"
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+
+
+class TracingValues(IRModel):
+    """OpenTelemetry-style trace export settings."""
+
+    enabled: bool = False
+    endpoint: str | None = None
+
+
+class GlobalValues(IRModel):
+    """Server-wide settings applied last by pre-processing; a job cannot override them."""
+
+    namespace: str | None = None
+    callback_url: str | None = Field(
+        default=None, description="Base URL of the scheduling server, for flow reports."
+    )
+    image: ImageValues = Field(default_factory=ImageValues)
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    tracing: TracingValues = Field(default_factory=TracingValues)
+    git_server: str | None = None
+
+
+class JobValues(IRModel):
+    """The job this values file is for."""
+
+    id: Name
+    name: str | None = None
+    pipeline: Name
+    labels: dict[str, str] = Field(default_factory=dict)
+    parameters: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class Values(IRModel):
+    """The whole values file."""
+
+    content_hash: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
+    job: JobValues
+    global_: GlobalValues = Field(default_factory=GlobalValues, alias="global")
+    scoring_services: list[ServiceValues] = Field(default_factory=list)
+    scoring_flows: list[FlowValues] = Field(default_factory=list)
+
+
+def values_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the values file (what the chart's values.schema.json holds)."""
+    schema = Values.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "scoring-pipeline values"
+    return schema

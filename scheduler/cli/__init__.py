@@ -1,0 +1,1 @@
+"""The `tekscore` command line: IR commands here, the rest registered by entry point."""
