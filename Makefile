@@ -43,11 +43,12 @@ tools: venv $(TOOLS)/bin/helm $(TOOLS)/node/node_modules/.bin/tekton-lint
 examples/iris/model.joblib: examples/iris/train.py | venv
 	$(BIN)/python examples/iris/train.py
 
+# The iris batch job end to end on the embedded local backend (state under .tekscore/).
 demo: venv examples/iris/model.joblib
 	$(BIN)/tekscore validate examples/iris/model.yaml examples/iris/batch.yaml
-	$(BIN)/tekscore validate examples/iris/model.yaml examples/iris/streaming.yaml
-	$(BIN)/tekscore render examples/iris/model.yaml examples/iris/batch.yaml -o examples/iris/output/values.yaml
-	@echo "values file: examples/iris/output/values.yaml"
+	TEKSCORE_HOME=$(CURDIR)/.tekscore $(BIN)/tekscore run examples/iris/model.yaml examples/iris/batch.yaml
+	@echo "first scored records (examples/iris/output/scored.jsonl):"
+	@head -n 3 examples/iris/output/scored.jsonl
 
 lint: venv
 	$(BIN)/ruff check .
@@ -66,4 +67,4 @@ bench: venv examples/iris/model.joblib
 	$(BIN)/python bench/preprocess.py
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .pytest_cache .ruff_cache examples/iris/output examples/iris/model.joblib
+	rm -rf $(VENV) $(TOOLS) .tekscore .mypy_cache .pytest_cache .ruff_cache examples/iris/output examples/iris/model.joblib

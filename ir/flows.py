@@ -107,8 +107,8 @@ class FlowSpec(IRModel):
     sink: Name
     dead_letter: Name | None = None
     steps: list[Step] = Field(default_factory=list)
-    batch_size: ParamPositiveInt = 256
-    concurrency: ParamPositiveInt = 4
+    batch_size: ParamPositiveInt = 1024
+    concurrency: ParamPositiveInt = 2
     replicas: ParamPositiveInt = 1
     shards: ParamPositiveInt = 1
     request_timeout_seconds: ParamPositiveFloat = 30.0

@@ -207,12 +207,18 @@ def validate_documents(
 
 @paused_gc()
 def load_texts(files: Mapping[str, str], *, base_dir: Path) -> list[SourceDoc]:
-    """Load IR given as text (`{file name: text}`), e.g. from an API request."""
+    """Load IR given as text (`{file name: text}`), e.g. from an API request.
+
+    Relative paths in a file resolve against its folder when its name is an absolute path
+    (what the CLI sends), else against `base_dir`.
+    """
     docs: list[SourceDoc] = []
     issues: list[Issue] = []
     for name in sorted(files):
         parsed, parse_issues = parse_text(files[name], file=name)
-        valid, invalid = validate_documents(parsed, file=name, base_dir=base_dir)
+        path = Path(name)
+        base = path.parent if path.is_absolute() else base_dir
+        valid, invalid = validate_documents(parsed, file=name, base_dir=base)
         docs += valid
         issues += parse_issues + invalid
     if issues:

@@ -28,7 +28,8 @@ from ir.values import GlobalValues, JobValues, Values
 
 @dataclass(frozen=True)
 class JobInfo:
-    """The job a values file is rendered for; `id` defaults to the pipeline's name."""
+    """The job a values file is rendered for; `id` defaults to the pipeline's name
+    (`j-<name>` when the name starts with a digit)."""
 
     id: str | None = None
     name: str | None = None
@@ -59,6 +60,11 @@ class Rendered:
             f"{len(flows)} scoring flow(s) ({batch} batch, {len(flows) - batch} streaming), "
             f"contentHash {self.content_hash[:12]}"
         )
+
+
+def default_job_id(pipeline: str) -> str:
+    """The job id of a render without one: the pipeline's name, made to start with a letter."""
+    return pipeline if pipeline[:1].isalpha() else f"j-{pipeline}"[:63].rstrip("-")
 
 
 def registry_entries(docs: Sequence[SourceDoc]) -> list[Entry]:
@@ -106,7 +112,7 @@ def _preprocess(
     tree, merge_issues = merge_definitions(collected, flows)
     job = job or JobInfo()
     job_values: dict[str, Any] = {
-        "id": job.id or collected.pipeline.name,
+        "id": job.id or default_job_id(collected.pipeline.name),
         "pipeline": collected.pipeline.name,
         "labels": dict(job.labels),
         "parameters": params,
@@ -116,7 +122,18 @@ def _preprocess(
     try:
         JobValues.model_validate(job_values)
     except ValidationError as exc:
-        issues += [Issue("<job>", None, tuple(e["loc"]), str(e["msg"])) for e in exc.errors()]
+        issues += [
+            Issue(
+                "<job>",
+                None,
+                tuple(e["loc"]),
+                "must be a DNS-1035 label: lower-case letters, digits and '-', starting with a "
+                "letter"
+                if e["loc"] == ("id",)
+                else str(e["msg"]),
+            )
+            for e in exc.errors()
+        ]
     values, assemble_issues = assemble(collected, tree, flows, job=job_values)
     issues += lookup_issues + param_issues + ref_issues + merge_issues + assemble_issues
     if issues:

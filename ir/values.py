@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from ir.channels import ChannelSpec
 from ir.documents import ModelSpec
@@ -95,8 +95,8 @@ class FlowValues(IRModel):
         default_factory=list,
         description="Every Secret key the flow's channels reference (sorted), for mounting.",
     )
-    batch_size: int = Field(default=256, ge=1, strict=True)
-    concurrency: int = Field(default=4, ge=1, strict=True)
+    batch_size: int = Field(default=1024, ge=1, strict=True)
+    concurrency: int = Field(default=2, ge=1, strict=True)
     replicas: int = Field(default=1, ge=1, strict=True)
     shards: int = Field(default=1, ge=1, strict=True)
     request_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -135,9 +135,10 @@ class GlobalValues(IRModel):
 
 
 class JobValues(IRModel):
-    """The job this values file is for."""
+    """The job this values file is for. Its id starts Kubernetes object names (Services must
+    start with a letter), so it is a DNS-1035 label."""
 
-    id: Name
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")]
     name: str | None = None
     pipeline: Name
     labels: dict[str, str] = Field(default_factory=dict)

@@ -1,7 +1,320 @@
-"""`tekscore task ...`: placeholder until the task entrypoints land."""
+"""`tekscore task install|wait|uninstall`: the Kubernetes job tasks the Tekton Tasks run.
+
+Registers commands on the root typer app (found through the `tekscore.cli` entry point).
+Registering does no I/O and imports nothing heavy: pyhelm3, kubernetes and the IR machinery are
+imported when a command runs. The commands read files and the environment, run helm and call the
+Kubernetes API and the scheduler (I/O). Every option can also come from the env var the Tekton
+Task sets (`PARAM_*`, `IR_DIR`, `RESULT_RELEASE_PATH`), see `tekton/manifests/` and docs/tasks.md.
+
+Exit codes: 0 done; 1 the task failed (one line `Reason: message` on stderr, plus one structured
+log line `task failed`); 2 a usage error (typer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
 
 import typer
 
+T = TypeVar("T")
+
+JobId = Annotated[str, typer.Option("--job-id", envvar="PARAM_JOB_ID", help="The job id.")]
+Release = Annotated[
+    str, typer.Option("--release", envvar="PARAM_RELEASE", help="The Helm release of the job.")
+]
+Namespace = Annotated[
+    str,
+    typer.Option("--namespace", envvar="PARAM_NAMESPACE", help="Namespace of the release."),
+]
+SchedulerUrl = Annotated[
+    str,
+    typer.Option(
+        "--scheduler-url", envvar="PARAM_SCHEDULER_URL", help="Base URL of the scheduling server."
+    ),
+]
+LogLevel = Annotated[
+    str, typer.Option("--log-level", envvar="TEKSCORE_LOG_LEVEL", help="debug, info, warning.")
+]
+
+
+def configure_logging(level: str) -> None:
+    """structlog: one JSON event per line on stderr (the task's log in Tekton)."""
+    import logging
+
+    import structlog
+
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        # sys.stderr looked up per logger, not frozen at configure time.
+        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def run_task(task: str, job_id: str, work: Callable[[], Awaitable[T]]) -> T:
+    """Run one task's coroutine; a `TaskFailed` becomes exit 1 with its reason on stderr."""
+    import structlog
+
+    from tekton.tasks.errors import TaskFailed
+
+    log = structlog.get_logger("tekton.cli").bind(job_id=job_id, task=task)
+    try:
+        return asyncio.run(_call(work))
+    except TaskFailed as exc:
+        log.error("task failed", reason=exc.reason, message=exc.message)
+        typer.echo(f"{exc.reason}: {' '.join(exc.message.split())}", err=True)
+        raise typer.Exit(1) from exc
+
+
+async def _call(work: Callable[[], Awaitable[T]]) -> T:
+    return await work()
+
 
 def register(app: typer.Typer) -> None:
-    """Add nothing yet."""
+    """Add the `task` command group: `install`, `wait`, `uninstall`."""
+    task_app = typer.Typer(
+        name="task",
+        help="The job's Kubernetes tasks (run by the Tekton Pipeline tekscore-scoring-job).",
+        no_args_is_help=True,
+    )
+
+    @task_app.command("install")
+    def install(
+        job_id: JobId,
+        release: Release,
+        namespace: Namespace,
+        scheduler_url: SchedulerUrl,
+        chart: Annotated[
+            Path,
+            typer.Option(envvar="PARAM_CHART", help="Path of the scoring-pipeline chart."),
+        ] = Path("/app/charts/scoring-pipeline"),
+        timeout: Annotated[
+            str, typer.Option(envvar="PARAM_TIMEOUT", help="helm --timeout (a Go duration).")
+        ] = "10m",
+        ir_dir: Annotated[
+            Path | None,
+            typer.Option(
+                envvar="IR_DIR", help="Folder with job.json (the IR ConfigMap); else fetched."
+            ),
+        ] = None,
+        result_path: Annotated[
+            Path | None,
+            typer.Option(
+                "--result-path", envvar="RESULT_RELEASE_PATH", help="Write the release name here."
+            ),
+        ] = None,
+        helm: Annotated[
+            str, typer.Option(envvar="TEKSCORE_HELM", help="The helm executable.")
+        ] = "helm",
+        log_level: LogLevel = "info",
+    ) -> None:
+        """Pre-process the job and `helm upgrade --install --wait` the scoring-pipeline chart."""
+        configure_logging(log_level)
+        run_task(
+            "install",
+            job_id,
+            lambda: run_install(
+                job_id=job_id,
+                release=release,
+                namespace=namespace,
+                scheduler_url=scheduler_url,
+                chart=chart,
+                helm_timeout=timeout,
+                ir_dir=ir_dir,
+                helm=helm,
+            ),
+        )
+        if result_path is not None:
+            result_path.write_text(release, encoding="utf-8")  # like printf "%s": no newline
+
+    @task_app.command("wait")
+    def wait(
+        job_id: JobId,
+        release: Release,
+        namespace: Namespace,
+        scheduler_url: SchedulerUrl,
+        log_level: LogLevel = "info",
+    ) -> None:
+        """Watch the job's pods and Jobs until every batch Job completed or one fails."""
+        configure_logging(log_level)
+        run_task(
+            "wait",
+            job_id,
+            lambda: run_wait(job_id=job_id, release=release, namespace=namespace),
+        )
+
+    @task_app.command("uninstall")
+    def uninstall(
+        job_id: JobId,
+        release: Release,
+        namespace: Namespace,
+        scheduler_url: SchedulerUrl,
+        wait_status: Annotated[
+            str,
+            typer.Option(envvar="PARAM_WAIT_STATUS", help="Succeeded, Failed or None."),
+        ] = "None",
+        wait_reason: Annotated[
+            str, typer.Option(envvar="PARAM_WAIT_REASON", help="The wait task's reason.")
+        ] = "",
+        timeout: Annotated[
+            str, typer.Option(envvar="PARAM_TIMEOUT", help="helm --timeout (a Go duration).")
+        ] = "5m",
+        helm: Annotated[
+            str, typer.Option(envvar="TEKSCORE_HELM", help="The helm executable.")
+        ] = "helm",
+        log_level: LogLevel = "info",
+    ) -> None:
+        """helm uninstall, delete the callback Secret, report the wait task's outcome."""
+        configure_logging(log_level)
+        run_task(
+            "uninstall",
+            job_id,
+            lambda: run_uninstall(
+                job_id=job_id,
+                release=release,
+                namespace=namespace,
+                wait_status=wait_status,
+                wait_reason=wait_reason,
+                helm_timeout=timeout,
+                helm=helm,
+            ),
+        )
+
+    app.add_typer(task_app)
+
+
+# ------------------------------------------------------------------ the tasks (I/O when run)
+
+
+async def run_install(
+    *,
+    job_id: str,
+    release: str,
+    namespace: str,
+    scheduler_url: str,
+    chart: Path,
+    helm_timeout: str,
+    ir_dir: Path | None,
+    helm: str,
+) -> None:
+    """Callback Secret check -> job bundle (IR_DIR/job.json, else the scheduler) -> pre-process
+    (same contentHash as the scheduler) -> helm upgrade --install. The caller writes the result."""
+    import structlog
+
+    from tekton.bundle import JobBundle
+    from tekton.tasks import helm as helm_tasks
+    from tekton.tasks import kube
+    from tekton.tasks.errors import TaskFailed
+    from tekton.tasks.fetch import fetch_bundle, render_checked
+
+    log = structlog.get_logger("tekton.cli").bind(job_id=job_id, task="install")
+    api = await kube.connect()
+    async with api:
+        token = await kube.read_callback_token(api, namespace=namespace, job_id=job_id)
+    job_file = ir_dir / "job.json" if ir_dir is not None else None
+    if job_file is not None and job_file.is_file():
+        try:
+            bundle = JobBundle.model_validate_json(job_file.read_bytes())
+        except ValueError as exc:
+            raise TaskFailed("InvalidIR", f"{job_file} is not a job bundle: {exc}") from exc
+        source = str(job_file)
+    else:
+        bundle = await fetch_bundle(scheduler_url=scheduler_url, job_id=job_id, token=token)
+        source = scheduler_url
+    if bundle.job_id != job_id:
+        raise TaskFailed(
+            "InvalidIR", f"The job bundle is for job {bundle.job_id!r}, not {job_id!r}."
+        )
+    rendered = render_checked(bundle)
+    log.info("job pre-processed", source=source, content_hash=rendered.content_hash)
+    installer = helm_tasks.HelmInstaller(
+        client=helm_tasks.make_client(executable=helm),
+        job_id=job_id,
+        release=release,
+        namespace=namespace,
+    )
+    revision = await installer.install(
+        chart=chart, values=rendered.values, helm_timeout=helm_timeout
+    )
+    log.info("release installed", release=release, revision=revision)
+
+
+async def run_wait(*, job_id: str, release: str, namespace: str) -> None:
+    """Watch the job's pods and Jobs until every batch Job completed or one fails."""
+    import structlog
+
+    from tekton.tasks import kube
+
+    api = await kube.connect()
+    async with api:
+        done = await kube.ReleaseWatcher(api=api, namespace=namespace, job_id=job_id).wait()
+    structlog.get_logger("tekton.cli").info(
+        "task succeeded", job_id=job_id, task="wait", release=release, jobs=list(done.jobs)
+    )
+
+
+async def run_uninstall(
+    *,
+    job_id: str,
+    release: str,
+    namespace: str,
+    wait_status: str,
+    wait_reason: str,
+    helm_timeout: str,
+    helm: str,
+) -> None:
+    """helm uninstall (tolerating a release never installed), delete the callback Secret (its
+    failure is logged, not fatal), then report the wait task's outcome in one log line."""
+    import structlog
+
+    from tekton.tasks import helm as helm_tasks
+    from tekton.tasks import kube
+    from tekton.tasks.errors import TaskFailed
+
+    log = structlog.get_logger("tekton.cli").bind(job_id=job_id, task="uninstall")
+    installer = helm_tasks.HelmInstaller(
+        client=helm_tasks.make_client(executable=helm),
+        job_id=job_id,
+        release=release,
+        namespace=namespace,
+    )
+    await installer.uninstall(helm_timeout=helm_timeout)
+    try:
+        api = await kube.connect()
+        async with api:
+            await kube.delete_callback_secret(api, namespace=namespace, job_id=job_id)
+    except TaskFailed as exc:
+        log.warning("callback secret not deleted", reason=exc.reason, error=exc.message)
+    except Exception as exc:  # the release is gone; a leftover Secret must not fail the job
+        log.warning("callback secret not deleted", error=f"{type(exc).__name__}: {exc}")
+    log.info(
+        "job finished",
+        release=release,
+        wait_status=wait_status,
+        wait_reason=wait_reason or None,
+        outcome=_outcome(wait_status, wait_reason),
+    )
+
+
+def _outcome(status: str, reason: str) -> str:
+    """What the finally task saw of the wait task, in the scheduler's words."""
+    if status == "Succeeded":
+        return "completed"
+    if status == "Failed" and reason == "TaskRunCancelled":
+        return "cancelled"  # the scheduler cancels wait on completion or on a cancel request
+    if status == "Failed":
+        return "failed"
+    return "not-run"

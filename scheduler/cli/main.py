@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from scheduler.cli import ir_commands
+from scheduler.cli import ir_commands, jobs_commands
 
 
 def create_app() -> typer.Typer:
@@ -24,6 +24,7 @@ def create_app() -> typer.Typer:
         pretty_exceptions_enable=False,
     )
     ir_commands.register(app)
+    jobs_commands.register(app)
     for entry in sorted(entry_points(group="tekscore.cli"), key=lambda e: e.name):
         entry.load()(app)
     return app

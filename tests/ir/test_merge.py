@@ -149,3 +149,20 @@ def test_an_inline_secret_value_is_refused(write):
     [issue] = issues_of(write("p.yaml", MINIMAL.replace(SINK, kafka)))
     assert "spec.config.password" in issue
     assert "hunter2" not in issue.split("password:")[0]
+
+
+def test_a_job_id_must_start_with_a_letter_and_the_default_does(write):
+    from ir import IRValidationError, JobInfo
+
+    path = write("p.yaml", MINIMAL.replace("name: p\n", "name: 7p\n", 1))
+    values = render(path).values
+    assert values["job"]["id"] == "j-7p"
+    assert values["scoringServices"][0]["url"] == "http://j-7p-m:8080"
+    try:
+        render(path, job=JobInfo(id="7-up"))
+    except IRValidationError as exc:
+        assert [str(i) for i in exc.issues] == [
+            "<job>: id: must be a DNS-1035 label: lower-case letters, digits and '-', starting with a letter"
+        ]
+    else:
+        raise AssertionError("a job id starting with a digit was accepted")

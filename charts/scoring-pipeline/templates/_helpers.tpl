@@ -1,0 +1,117 @@
+{{/*
+Helpers of the scoring-pipeline chart. Values are exactly the values file that tekscore
+pre-processing emits (ir.values.Values): nothing here may add a value of its own.
+*/}}
+
+{{/* The chart name. */}}
+{{- define "scoring-pipeline.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release-wide name (release name), for objects that are not per service or flow. */}}
+{{- define "scoring-pipeline.fullname" -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* helm.sh/chart label value. */}}
+{{- define "scoring-pipeline.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The name of a scoring service's objects (Service, Deployment, ConfigMap): "<job.id>-<service>",
+cut to 63 with trailing dashes removed, exactly like ir.merge.service_host, because flows reach
+the service at http://<that name>:8080 (the url in the values).
+Call with (dict "root" $ "name" $service.name).
+*/}}
+{{- define "scoring-pipeline.serviceName" -}}
+{{- regexReplaceAll "-+$" (printf "%s-%s" .root.Values.job.id .name | trunc 63) "" }}
+{{- end }}
+
+{{/*
+The name of a scoring flow's objects (ConfigMap, Job or Deployment, http Service):
+"<job.id>-flow-<flow>"; when longer than 63, cut to 54 plus "-" and 8 hex of its sha256 so
+two long names never collide. Call with (dict "root" $ "name" $flow.name).
+*/}}
+{{- define "scoring-pipeline.flowName" -}}
+{{- $full := printf "%s-flow-%s" .root.Values.job.id .name }}
+{{- if le (len $full) 63 }}
+{{- $full }}
+{{- else }}
+{{- printf "%s-%s" (regexReplaceAll "-+$" (trunc 54 $full) "") (sha256sum $full | trunc 8) }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels: name and instance (+ component and the object's own label, by caller). */}}
+{{- define "scoring-pipeline.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "scoring-pipeline.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Common labels of every object. */}}
+{{- define "scoring-pipeline.labels" -}}
+helm.sh/chart: {{ include "scoring-pipeline.chart" . }}
+{{ include "scoring-pipeline.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: tekscore
+tekscore.dev/job: {{ .Values.job.id | quote }}
+tekscore.dev/pipeline: {{ .Values.job.pipeline | quote }}
+{{- end }}
+
+{{/* The one image: [registry/]repository:tag. */}}
+{{- define "scoring-pipeline.image" -}}
+{{- $img := .Values.global.image }}
+{{- if $img.registry }}
+{{- printf "%s/%s:%s" $img.registry $img.repository $img.tag }}
+{{- else }}
+{{- printf "%s:%s" $img.repository $img.tag }}
+{{- end }}
+{{- end }}
+
+{{/* imagePullSecrets from global.imagePullSecrets (Secret names). */}}
+{{- define "scoring-pipeline.imagePullSecrets" -}}
+{{- with .Values.global.imagePullSecrets -}}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Pod-level security context of every pod. */}}
+{{- define "scoring-pipeline.podSecurityContext" -}}
+securityContext:
+  runAsNonRoot: true
+  runAsUser: 10001
+  runAsGroup: 10001
+  fsGroup: 10001
+  seccompProfile:
+    type: RuntimeDefault
+{{- end }}
+
+{{/* Container-level security context of every container. */}}
+{{- define "scoring-pipeline.containerSecurityContext" -}}
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  runAsNonRoot: true
+  capabilities:
+    drop: ["ALL"]
+{{- end }}
+
+{{/* Env common to every container: logging (and trace export when enabled). */}}
+{{- define "scoring-pipeline.commonEnv" -}}
+- name: TEKSCORE_JOB_ID
+  value: {{ .Values.job.id | quote }}
+- name: TEKSCORE_LOG_LEVEL
+  value: {{ .Values.global.logLevel | default "info" | quote }}
+- name: TEKSCORE_LOG_FORMAT
+  value: {{ .Values.global.logFormat | default "json" | quote }}
+{{- with .Values.global.tracing }}
+{{- if and .enabled .endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .endpoint | quote }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,83 @@
+"""FastAPI dependencies: the app's state (settings, jobs, metrics) and auth.
+
+No I/O. `ApiAuth` requires an API bearer token when any is configured; `JobAuth` also accepts
+the job's callback token; `CallbackAuth` always requires one of the two.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from scheduler.auth import is_api_token, is_callback_token
+from scheduler.backends.base import Jobs
+from scheduler.config import Settings
+from scheduler.errors import Forbidden, Unauthorized
+from scheduler.metrics import Metrics
+
+bearer = HTTPBearer(auto_error=False, description="An API token, or a job's callback token.")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_jobs(request: Request) -> Jobs:
+    jobs: Jobs = request.app.state.jobs
+    return jobs
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+def _check(
+    settings: Settings,
+    credentials: HTTPAuthorizationCredentials | None,
+    job_id: str | None,
+    *,
+    open_without_tokens: bool,
+) -> None:
+    tokens = settings.tokens()
+    if credentials is None:
+        if not tokens and open_without_tokens:
+            return
+        raise Unauthorized()
+    token = credentials.credentials
+    if tokens and is_api_token(tokens, token):
+        return
+    if job_id is not None and is_callback_token(settings.secret_bytes(), job_id, token):
+        return
+    if not tokens and open_without_tokens and job_id is None:
+        return
+    raise Forbidden()
+
+
+def api_auth(settings: SettingsDep, credentials: Credentials) -> None:
+    """An API token, when any is configured."""
+    _check(settings, credentials, None, open_without_tokens=True)
+
+
+def job_auth(job_id: str, settings: SettingsDep, credentials: Credentials) -> None:
+    """An API token (when configured) or this job's callback token."""
+    _check(settings, credentials, job_id, open_without_tokens=True)
+
+
+def callback_auth(job_id: str, settings: SettingsDep, credentials: Credentials) -> None:
+    """This job's callback token, or an API token; required even without API tokens."""
+    _check(settings, credentials, job_id, open_without_tokens=False)
+
+
+ApiAuth = Depends(api_auth)
+JobAuth = Depends(job_auth)
+CallbackAuth = Depends(callback_auth)

@@ -1,0 +1,167 @@
+"""`/api/v1/jobs`: start, list, get, cancel a job; its IR bundle, values, events and logs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse
+
+from scheduler.api.deps import ApiAuth, JobAuth, JobsDep
+from scheduler.errors import JobNotFound
+from scheduler.schemas import (
+    ErrorBody,
+    EventPublic,
+    JobCreate,
+    JobPublic,
+    JobsPublic,
+    Problem,
+)
+from scheduler.states import State
+from scheduler.store import decode_cursor
+from tekton.bundle import JobBundle
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such job."}
+}
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No bearer token."},
+    403: {"model": Problem, "description": "The token is not accepted."},
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[ApiAuth],
+    responses={
+        200: {"model": JobPublic, "description": "The job this Idempotency-Key already started."},
+        409: {"model": Problem, "description": "The Idempotency-Key was used with another body."},
+        422: {"model": ErrorBody, "description": "Invalid IR or request: every error."},
+        **_AUTH,
+    },
+)
+async def start_job(
+    body: JobCreate,
+    jobs: JobsDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=256, min_length=1)
+    ] = None,
+) -> JobPublic:
+    """Pre-process the IR and start a job (install -> wait -> finally)."""
+    job, created = await jobs.start(body, idempotency_key=idempotency_key)
+    if not created:
+        response.status_code = 200
+    return job.public()
+
+
+@router.get(
+    "",
+    dependencies=[ApiAuth],
+    responses={422: {"model": ErrorBody, "description": "Bad filter or cursor."}, **_AUTH},
+)
+async def list_jobs(
+    jobs: JobsDep,
+    state: State | None = None,
+    pipeline: Annotated[str | None, Query(max_length=63)] = None,
+    label: Annotated[list[str] | None, Query(description="key=value, repeatable")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> JobsPublic:
+    """Jobs, newest first, filtered; follow `next` for the following page."""
+    labels: dict[str, str] = {}
+    for item in label or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or '"' in key or "\\" in key:
+            raise _bad_query("label", f"expected key=value, got {item!r}")
+        labels[key] = value
+    if cursor is not None:
+        try:
+            decode_cursor(cursor)
+        except ValueError as exc:
+            raise _bad_query("cursor", str(exc)) from None
+    items, nxt = await jobs.list_jobs(
+        state=state, pipeline=pipeline, labels=labels, limit=limit, cursor=cursor
+    )
+    return JobsPublic(items=[j.public() for j in items], next=nxt)
+
+
+def _bad_query(name: str, msg: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("query", name), "msg": msg, "type": "value_error"}])
+
+
+@router.get("/{job_id}", dependencies=[ApiAuth], responses={**_NOT_FOUND, **_AUTH})
+async def get_job(job_id: str, jobs: JobsDep) -> JobPublic:
+    """A job's status: state, current task, flows' counters, and for failures the reason."""
+    return (await jobs.get(job_id)).public()
+
+
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    dependencies=[ApiAuth],
+    responses={
+        409: {"model": JobPublic, "description": "Already finished."},
+        **_NOT_FOUND,
+        **_AUTH,
+    },
+)
+async def cancel_job(job_id: str, jobs: JobsDep) -> JobPublic:
+    """Cancel a job: its finally task still runs. Idempotent."""
+    return (await jobs.cancel(job_id)).public()
+
+
+@router.get("/{job_id}/ir", dependencies=[JobAuth], responses={**_NOT_FOUND, **_AUTH})
+async def get_bundle(job_id: str, jobs: JobsDep) -> JobBundle:
+    """What the install task downloads: the job's IR and everything to pre-process it."""
+    return await jobs.bundle(job_id)
+
+
+@router.get("/{job_id}/values", dependencies=[JobAuth], responses={**_NOT_FOUND, **_AUTH})
+async def get_values(job_id: str, jobs: JobsDep) -> dict[str, Any]:
+    """The job's Helm values file (secret-looking values redacted)."""
+    return await jobs.values(job_id)
+
+
+@router.get("/{job_id}/events", dependencies=[ApiAuth], responses={**_NOT_FOUND, **_AUTH})
+async def get_events(job_id: str, jobs: JobsDep) -> list[EventPublic]:
+    """The job's state history."""
+    return await jobs.events(job_id)
+
+
+@router.get(
+    "/{job_id}/logs",
+    dependencies=[ApiAuth],
+    response_class=PlainTextResponse,
+    responses={**_NOT_FOUND, **_AUTH},
+)
+async def get_logs(
+    job_id: str,
+    jobs: JobsDep,
+    flow: Annotated[str | None, Query(max_length=63)] = None,
+    service: Annotated[str | None, Query(max_length=63)] = None,
+    tail: Annotated[int, Query(ge=1, le=100_000)] = 200,
+) -> PlainTextResponse:
+    """The last lines of a job's service and flow logs (local backend)."""
+    await jobs.get(job_id)
+    files = jobs.log_files(job_id)
+    wanted = {
+        name: path
+        for name, path in files.items()
+        if (flow is None and service is None)
+        or (flow is not None and (name == f"flow/{flow}" or name.startswith(f"flow/{flow}-")))
+        or (service is not None and name == f"service/{service}")
+    }
+    if (flow or service) and not wanted:
+        raise JobNotFound(
+            f"{job_id}: no log for {'flow ' + flow if flow else 'service ' + str(service)}"
+        )
+    parts = []
+    for name, path in wanted.items():
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[-tail:]
+        parts.append(f"==> {name} <==\n" + "\n".join(lines))
+    return PlainTextResponse("\n".join(parts) + ("\n" if parts else ""))

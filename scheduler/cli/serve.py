@@ -1,0 +1,122 @@
+"""`tekscore serve`: run the scheduling server (uvicorn), and the embedded server of `run`."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import structlog
+import typer
+import uvicorn
+
+from scheduler.config import Settings, is_loopback
+from scheduler.logs import configure_logging
+
+
+def build_settings(
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    home: Path | None = None,
+    backend: str | None = None,
+    channels: Path | None = None,
+    globals_file: Path | None = None,
+) -> Settings:
+    """Settings from the environment with the given flags on top; loopback-only without tokens."""
+    overrides = {
+        k: v
+        for k, v in {
+            "host": host,
+            "port": port,
+            "home": home,
+            "backend": backend,
+            "channels": channels,
+            "TEKSCORE_GLOBALS": globals_file,
+        }.items()
+        if v is not None
+    }
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    if not settings.tokens() and not is_loopback(settings.host):
+        structlog.get_logger("scheduler").warning(
+            "no API token configured (TEKSCORE_API_TOKENS): listening on 127.0.0.1 only",
+            asked_host=settings.host,
+        )
+        settings = settings.model_copy(update={"host": "127.0.0.1"})
+    return settings
+
+
+def uvicorn_config(settings: Settings) -> uvicorn.Config:
+    from scheduler.main import create_app
+
+    return uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        http="httptools",
+        loop="uvloop",
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class EmbeddedServer:
+    """A scheduling server on a free loopback port in a background thread (for `run`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings.model_copy(update={"host": "127.0.0.1", "port": free_port()})
+        self.server = uvicorn.Server(uvicorn_config(self.settings))
+        self.thread = threading.Thread(target=self.server.run, name="tekscore-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return self.settings.base_url()
+
+    def __enter__(self) -> EmbeddedServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the embedded scheduling server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [8000].")] = None,
+    home: Annotated[
+        Path | None, typer.Option(help="State folder [$TEKSCORE_HOME or ~/.tekscore].")
+    ] = None,
+    backend: Annotated[
+        Literal["local", "tekton"] | None, typer.Option(help="Job backend [local].")
+    ] = None,
+    channels: Annotated[Path | None, typer.Option(help="Channel registry folder.")] = None,
+    globals_file: Annotated[Path | None, typer.Option("--globals", help="Globals file.")] = None,
+) -> None:
+    """Run the scheduling server (API tokens: TEKSCORE_API_TOKENS; secret: TEKSCORE_SECRET)."""
+    configure_logging()
+    settings = build_settings(
+        host=host,
+        port=port,
+        home=home,
+        backend=backend,
+        channels=channels,
+        globals_file=globals_file,
+    )
+    uvicorn.Server(uvicorn_config(settings)).run()

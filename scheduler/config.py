@@ -1,0 +1,119 @@
+"""Settings of the scheduling server: from flags, then `TEKSCORE_*` environment variables.
+
+No I/O at import; `Settings.secret_bytes()` reads or creates the callback-signing secret under
+the home folder when `TEKSCORE_SECRET` is not set.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    """`$TEKSCORE_HOME`, else `~/.tekscore`."""
+    return Path(os.environ.get("TEKSCORE_HOME") or Path.home() / ".tekscore")
+
+
+class Settings(BaseSettings):
+    """Everything the server is configured with; one instance per app, built in `create_app`."""
+
+    model_config = SettingsConfigDict(env_prefix="TEKSCORE_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    backend: Literal["local", "tekton"] = "local"
+    channels: Path | None = Field(default=None, description="Channel registry folder.")
+    globals_file: Path | None = Field(default=None, alias="TEKSCORE_GLOBALS")
+    api_tokens: str = Field(default="", description="Comma-separated bearer tokens for the API.")
+    secret: str = Field(default="", description="Callback-signing secret; generated when empty.")
+    public_url: str | None = Field(
+        default=None, description="Base URL flows and tasks use to reach this server."
+    )
+    grace_period: float = Field(default=10.0, gt=0, description="SIGTERM -> SIGKILL, seconds.")
+    ready_timeout: float = Field(default=120.0, gt=0, description="Scoring services to be ready.")
+    namespace: str = "tekscore"
+    log_level: str = "info"
+    # The tekton backend (`--backend tekton`): where and how a job's PipelineRun runs.
+    task_service_account: str = Field(
+        default="tekscore-task", description="taskRunTemplate.serviceAccountName of each run."
+    )
+    pipeline: str = Field(
+        default="tekscore-scoring-job", description="The Pipeline each PipelineRun references."
+    )
+    chart_path: str = Field(
+        default="/app/charts/scoring-pipeline",
+        description="The scoring-pipeline chart inside the image (the Pipeline's `chart` param).",
+    )
+    pipeline_timeout: float = Field(
+        default=0.0,
+        ge=0,
+        description="timeouts.pipeline of each PipelineRun, seconds; 0 = none (all timeouts "
+        '"0": streaming jobs run until cancelled).',
+    )
+    finally_timeout: float = Field(
+        default=900.0,
+        gt=0,
+        description="timeouts.finally, seconds, when pipeline_timeout is set (must be below it).",
+    )
+
+    wait_taskrun_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a completion looks for the wait TaskRun before cancelling the whole "
+        "PipelineRun (CancelledRunFinally) instead.",
+    )
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> Settings:
+        if self.pipeline_timeout and self.finally_timeout >= self.pipeline_timeout:
+            raise ValueError(
+                "finally_timeout must be below pipeline_timeout (TEKTON.md: pipeline >= "
+                "tasks + finally)"
+            )
+        return self
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    def tokens(self) -> frozenset[str]:
+        """The API bearer tokens; empty means no auth (and loopback only)."""
+        return frozenset(t.strip() for t in self.api_tokens.split(",") if t.strip())
+
+    def secret_bytes(self) -> bytes:
+        """The callback-signing secret: `TEKSCORE_SECRET`, else `$home/secret` (created 0600)."""
+        if self.secret:
+            return self.secret.encode()
+        path = self.home / "secret"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
+
+    def base_url(self) -> str:
+        """Where children reach this server (`public_url`, else http://host:port)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only listens on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

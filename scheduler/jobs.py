@@ -1,0 +1,411 @@
+"""The job service: starting, querying, cancelling and completing jobs.
+
+Does I/O through the store and the backend. It is the only writer of job state: every change
+goes through `transition`, which applies the state machine (`scheduler.states`), records the
+event and logs it, under a per-job lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import secrets
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+import ir
+from scheduler.backends.base import Backend
+from scheduler.errors import IdempotencyConflict, JobFinished, JobNotFound
+from scheduler.schemas import (
+    BackendInfo,
+    ErrorItem,
+    EventPublic,
+    FlowReport,
+    FlowStatus,
+    JobCreate,
+    JobRecord,
+)
+from scheduler.states import Event, InvalidTransition, State, advance
+from scheduler.store import DuplicateKey, Store
+from tekton.bundle import JobBundle, render_bundle
+
+log = structlog.get_logger("scheduler.jobs")
+
+Listener = Callable[[JobRecord, Event], None]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_job_id() -> str:
+    """`j-` and 10 random base-32 characters: a DNS-1123 label, usable as a release name."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    return "j-" + "".join(secrets.choice(alphabet) for _ in range(10))
+
+
+def body_hash(request: JobCreate) -> str:
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def make_bundle(
+    request: JobCreate,
+    *,
+    job_id: str,
+    globals_: ir.GlobalValues,
+    channels: dict[str, str],
+    base_dir: Path,
+) -> JobBundle:
+    """The pre-processing inputs of a start (or validate) request."""
+    return JobBundle(
+        job_id=job_id,
+        name=request.name,
+        labels=request.labels,
+        pipeline=request.pipeline,
+        parameters=request.parameters,
+        base_dir=request.base_dir or str(base_dir),
+        channels=channels,
+        globals=globals_.model_dump(by_alias=True, exclude_none=True, mode="json"),
+    )
+
+
+async def prepare_job(
+    request: JobCreate,
+    *,
+    job_id: str,
+    globals_: ir.GlobalValues,
+    channels: dict[str, str],
+    base_dir: Path,
+    backend: Callable[[str], BackendInfo],
+) -> tuple[JobBundle, JobRecord]:
+    """The bundle and the new PENDING job of a start request (both backends); pre-processing
+    runs in a thread and raises `ir.IRValidationError` listing every problem."""
+    bundle = make_bundle(
+        request, job_id=job_id, globals_=globals_, channels=channels, base_dir=base_dir
+    )
+    rendered = await asyncio.to_thread(render_bundle, bundle)
+    bundle = bundle.model_copy(update={"content_hash": rendered.content_hash})
+    flows = {
+        f["name"]: FlowStatus(mode=f["mode"], shards=f["shards"] if f["mode"] == "batch" else 1)
+        for f in rendered.values["scoringFlows"]
+    }
+    job = JobRecord(
+        id=job_id,
+        name=request.name,
+        pipeline=rendered.pipeline,
+        state=State.PENDING,
+        labels=request.labels,
+        flows=flows,
+        created_at=now(),
+        content_hash=rendered.content_hash,
+        backend=backend(job_id),
+    )
+    return bundle, job
+
+
+class JobService:
+    """Jobs on top of a store and a backend."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        globals_: ir.GlobalValues,
+        channels: dict[str, str],
+        base_dir: Path | None = None,
+    ) -> None:
+        self.store = store
+        self.globals = globals_
+        self.channels = channels
+        self.base_dir = base_dir or Path(os.getcwd())
+        self.backend: Backend | None = None
+        self.listeners: list[Listener] = []
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def _backend(self) -> Backend:
+        assert self.backend is not None, "JobService.backend is set by create_app"
+        return self.backend
+
+    # -- start ---------------------------------------------------------------------------------
+
+    async def start(
+        self, request: JobCreate, *, idempotency_key: str | None = None
+    ) -> tuple[JobRecord, bool]:
+        """Pre-process and start a job; (job, created). Raises ir.IRValidationError (422)."""
+        digest = body_hash(request)
+        if idempotency_key is not None:
+            seen = await self.store.idempotency(idempotency_key)
+            if seen is not None:
+                return await self._replay(idempotency_key, digest, seen)
+        bundle, job = await prepare_job(
+            request,
+            job_id=new_job_id(),
+            globals_=self.globals,
+            channels=self.channels,
+            base_dir=self.base_dir,
+            backend=self._backend().info,
+        )
+        job_id = job.id
+        event = EventPublic(at=job.created_at, state=State.PENDING, reason="Created")
+        key = (idempotency_key, digest) if idempotency_key is not None else None
+        try:
+            await self.store.create(job, bundle, event, idempotency=key)
+        except DuplicateKey:
+            seen = await self.store.idempotency(idempotency_key or "")
+            if seen is None:
+                raise
+            return await self._replay(idempotency_key or "", digest, seen)
+        log.info("job created", job_id=job_id, pipeline=job.pipeline, content_hash=job.content_hash)
+        await self._backend().start(job)
+        return job, True
+
+    async def _replay(self, key: str, digest: str, seen: tuple[str, str]) -> tuple[JobRecord, bool]:
+        if seen[0] != digest:
+            raise IdempotencyConflict(key)
+        return await self.get(seen[1]), False
+
+    # -- queries -------------------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> JobRecord:
+        job = await self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    async def bundle(self, job_id: str) -> JobBundle:
+        bundle = await self.store.bundle(job_id)
+        if bundle is None:
+            raise JobNotFound(job_id)
+        return bundle
+
+    async def values(self, job_id: str) -> dict[str, Any]:
+        """The job's values file, rendered again from its bundle (deterministic), redacted."""
+        rendered = await asyncio.to_thread(render_bundle, await self.bundle(job_id))
+        values: dict[str, Any] = redact(rendered.values)
+        return values
+
+    async def events(self, job_id: str) -> list[EventPublic]:
+        await self.get(job_id)
+        return await self.store.events(job_id)
+
+    async def list_jobs(
+        self,
+        *,
+        state: State | None,
+        pipeline: str | None,
+        labels: dict[str, str],
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[JobRecord], str | None]:
+        return await self.store.list_jobs(
+            state=state, pipeline=pipeline, labels=labels, limit=limit, cursor=cursor
+        )
+
+    async def count_by_state(self) -> dict[str, int]:
+        return await self.store.count_by_state()
+
+    async def ready(self) -> list[str]:
+        problems = []
+        try:
+            await self.store.ping()
+        except Exception as exc:
+            problems.append(f"store: {exc}")
+        if not await self._backend().ready():
+            problems.append(f"backend {self._backend().kind}: not ready")
+        return problems
+
+    def log_files(self, job_id: str) -> dict[str, Path]:
+        return self._backend().log_files(job_id)
+
+    @property
+    def kind(self) -> str:
+        return self._backend().kind
+
+    # -- changes -------------------------------------------------------------------------------
+
+    async def transition(
+        self,
+        job_id: str,
+        event: Event,
+        *,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> JobRecord | None:
+        """Apply `event` to the job; None (and a log line) when it does not apply in its state."""
+        async with self._locks[job_id]:
+            job = await self.get(job_id)
+            try:
+                step = advance(job.state, event, job.outcome)
+            except InvalidTransition as exc:
+                log.info(
+                    "transition ignored",
+                    job_id=job_id,
+                    state=job.state,
+                    on=str(event),
+                    why=str(exc),
+                )
+                return None
+            if step.state == job.state and step.outcome == job.outcome:
+                return job
+            at = now()
+            update: dict[str, Any] = {
+                "state": step.state,
+                "task": step.task,
+                "outcome": step.outcome,
+            }
+            if event in (Event.INSTALL_FAILED, Event.WAIT_FAILED, Event.FINALLY_FAILED):
+                update["reason"], update["message"] = reason, message
+                update["errors"] = [
+                    ErrorItem(loc=["task", job.task or "finally"], msg=message or "")
+                ]
+                update["failed_task"] = job.task or "finally"
+            elif event == Event.CANCEL:
+                update["reason"], update["message"] = reason or "Cancelled", message
+            elif reason is not None and job.reason is None:
+                update["reason"], update["message"] = reason, message
+            if step.state == State.INSTALLING:
+                update["started_at"] = at
+            if step.state.finished:
+                update["finished_at"] = at
+                update["task"] = job.failed_task if step.state == State.FAILED else None
+                if step.state == State.SUCCEEDED:
+                    update["reason"] = update.get("reason") or job.reason or "Completed"
+            job = job.model_copy(update=update)
+            record = EventPublic(
+                at=at, state=job.state, task=job.task, reason=reason or job.reason, message=message
+            )
+            await self.store.save(job, record)
+        log.info(
+            "job transition",
+            job_id=job_id,
+            on=str(event),
+            state=str(job.state),
+            task=job.task,
+            reason=record.reason,
+        )
+        for listener in self.listeners:
+            listener(job, event)
+        return job
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a job (idempotent); JobFinished when it already ended."""
+        job = await self.get(job_id)
+        if job.state.finished:
+            raise JobFinished(job.public())
+        updated = await self.transition(
+            job_id, Event.CANCEL, reason="Cancelled", message="cancelled by request"
+        )
+        await self._backend().stop(job_id)
+        return updated or await self.get(job_id)
+
+    async def report(self, job_id: str, flow: str, report: FlowReport, *, final: bool) -> JobRecord:
+        """A flow's progress or completion; the job completes when every batch flow has."""
+        async with self._locks[job_id]:
+            job = await self.get(job_id)
+            if flow not in job.flows:
+                raise JobNotFound(f"{job_id}/flows/{flow}")
+            job = with_report(job, flow, report, final=final)
+            await self.store.save(job)
+        self._backend().observe(job)
+        updated = job.flows[flow]
+        log.info(
+            "flow report",
+            job_id=job_id,
+            flow=flow,
+            final=final,
+            records_in=updated.records_in,
+            records_out=updated.records_out,
+            records_failed=updated.records_failed,
+            error=report.error,
+        )
+        if final and report.error:
+            if await self.transition(
+                job_id,
+                Event.WAIT_FAILED,
+                reason="FlowFailed",
+                message=f"flow {flow}: {report.error}",
+            ):
+                await self._backend().stop(job_id)
+        elif (
+            final
+            and _all_batch_done(job)
+            and await self.transition(job_id, Event.SCORING_DONE, reason="Completed")
+        ):
+            await self._backend().stop(job_id)
+        return await self.get(job_id)
+
+    def all_batch_done(self, job: JobRecord) -> bool:
+        return _all_batch_done(job)
+
+
+def _all_batch_done(job: JobRecord) -> bool:
+    batch = [f for f in job.flows.values() if f.mode == "batch"]
+    return bool(batch) and all(f.state == "COMPLETED" for f in batch)
+
+
+def with_report(job: JobRecord, flow: str, report: FlowReport, *, final: bool) -> JobRecord:
+    """The job with one shard's counters of `flow`; the shards' counters add up."""
+    status = job.flows[flow]
+    shards = dict(job.shard_counters.get(flow, {}))
+    shards[str(report.shard)] = [
+        report.records_in,
+        report.records_out,
+        report.records_failed,
+        report.records_filtered,
+    ]
+    totals = [sum(c[i] for c in shards.values()) for i in range(4)]
+    done = set(job.shards_completed.get(flow, []))
+    if final:
+        done.add(report.shard)
+    state = status.state
+    if final and report.error:
+        state = "FAILED"
+    elif state != "FAILED":
+        state = "COMPLETED" if len(done) >= report.shards else "RUNNING"
+    updated = status.model_copy(
+        update={
+            "records_in": totals[0],
+            "records_out": totals[1],
+            "records_failed": totals[2],
+            "records_filtered": totals[3],
+            "shards": report.shards,
+            "shards_done": len(done),
+            "state": state,
+            "error": report.error if final and report.error else status.error,
+        }
+    )
+    return job.model_copy(
+        update={
+            "flows": {**job.flows, flow: updated},
+            "shard_counters": {**job.shard_counters, flow: shards},
+            "shards_completed": {**job.shards_completed, flow: sorted(done)},
+        }
+    )
+
+
+_SECRET_KEYS = ("password", "secret", "token", "apikey", "api_key", "credentials")
+
+
+def redact(node: Any) -> Any:
+    """Values with any string under a secret-looking key masked (values never should hold one;
+    `secretRef` objects are references and stay)."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            lowered = str(key).lower().replace("-", "_")
+            if isinstance(value, str) and any(k in lowered for k in _SECRET_KEYS):
+                out[key] = "***"
+            else:
+                out[key] = redact(value)
+        return out
+    if isinstance(node, list):
+        return [redact(v) for v in node]
+    return node

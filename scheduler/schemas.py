@@ -1,0 +1,170 @@
+"""The API's request and response shapes (pydantic v2), one family per resource.
+
+Pure data, no I/O: `JobCreate` (start request), `JobPublic` / `JobsPublic` (status), `FlowReport`
+(flow callbacks), `EventPublic`, `ErrorBody` (422s). The job bundle the install task fetches
+is `tekton.bundle.JobBundle`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from scheduler.states import State
+from tekton.bundle import IRFiles
+
+Scalar = str | int | float | bool
+LabelKey = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+    ),
+]
+LabelValue = Annotated[
+    str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobCreate(_Model):
+    """Start a scoring job from a pipeline IR."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "pipeline": {"files": {"pipeline.yaml": "apiVersion: tekscore.dev/v1\n..."}},
+                    "parameters": {"batchSize": 512},
+                    "name": "nightly iris",
+                    "labels": {"team": "risk"},
+                }
+            ]
+        },
+    )
+
+    pipeline: IRFiles | list[dict[str, Any]] | dict[str, Any] = Field(
+        union_mode="left_to_right",
+        description="The IR: one document, a list of documents, or {files: {name: text}}.",
+    )
+    parameters: dict[str, Scalar] = Field(default_factory=dict)
+    name: Annotated[str, StringConstraints(max_length=253)] | None = None
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
+    base_dir: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = Field(
+        default=None, description="Where relative paths of IR text resolve (default: server cwd)."
+    )
+
+
+FlowState = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED"]
+
+
+class FlowStatus(_Model):
+    """A flow's progress as reported by its processes (summed over shards)."""
+
+    mode: Literal["batch", "streaming"]
+    state: FlowState = "PENDING"
+    records_in: int = 0
+    records_out: int = 0
+    records_failed: int = 0
+    records_filtered: int = 0
+    shards: int = 1
+    shards_done: int = 0
+    error: str | None = None
+
+
+class BackendInfo(_Model):
+    """Where the job runs."""
+
+    kind: Literal["local", "tekton"]
+    namespace: str | None = None
+    pipelinerun: str | None = None
+    release: str | None = None
+
+
+class ErrorItem(_Model):
+    """One problem: where (`loc`, and for IR text `file` and `line`) and what."""
+
+    loc: list[str | int]
+    msg: str
+    file: str | None = None
+    line: int | None = None
+
+
+class JobPublic(_Model):
+    """A job's status."""
+
+    id: str
+    name: str | None = None
+    pipeline: str
+    state: State
+    task: Literal["install", "wait", "finally"] | None = None
+    reason: str | None = None
+    message: str | None = None
+    errors: list[ErrorItem] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    flows: dict[str, FlowStatus] = Field(default_factory=dict)
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    content_hash: str
+    backend: BackendInfo
+
+
+class JobRecord(JobPublic):
+    """A job as stored: the public status plus what only the scheduler needs: the state the
+    job ends in while STOPPING, the task that failed, and each flow's counters per shard."""
+
+    outcome: State | None = None
+    failed_task: Literal["install", "wait", "finally"] | None = None
+    shard_counters: dict[str, dict[str, list[int]]] = Field(default_factory=dict)
+    shards_completed: dict[str, list[int]] = Field(default_factory=dict)
+
+    def public(self) -> JobPublic:
+        internal = {"outcome", "failed_task", "shard_counters", "shards_completed"}
+        return JobPublic.model_validate(self.model_dump(exclude=internal))
+
+
+class JobsPublic(_Model):
+    """A page of jobs, newest first; `next` is the cursor of the following page."""
+
+    items: list[JobPublic]
+    next: str | None = None
+
+
+class EventPublic(_Model):
+    """One state transition of a job."""
+
+    at: datetime
+    state: State
+    task: str | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class FlowReport(_Model):
+    """A flow's counters: progress every few seconds, completion at the end of a batch flow."""
+
+    records_in: int = Field(ge=0)
+    records_out: int = Field(ge=0)
+    records_failed: int = Field(ge=0)
+    records_filtered: int = Field(default=0, ge=0)
+    shard: int = Field(default=0, ge=0)
+    shards: int = Field(default=1, ge=1)
+    error: Annotated[str, StringConstraints(max_length=65536)] | None = None
+
+
+class ErrorBody(_Model):
+    """422: every problem of the request or its IR."""
+
+    errors: list[ErrorItem]
+
+
+class Problem(_Model):
+    """Any other error: a sentence saying what is wrong."""
+
+    detail: str

@@ -1,0 +1,94 @@
+"""Data-channel connectors, one module per type, behind the `Source`/`Sink` protocols of `base`.
+
+`make_source` / `make_sink` only build objects (no I/O); connecting happens in `open()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ir.channels import (
+    ChannelSpec,
+    DiscardChannel,
+    FileChannel,
+    HttpChannel,
+    InlineChannel,
+    KafkaChannel,
+    S3Channel,
+)
+from scoring_flow.channels.base import ShardFilter, Sink, Source, SourceBatch
+from scoring_flow.errors import ConfigError
+
+__all__ = [
+    "ChannelContext",
+    "ShardFilter",
+    "Sink",
+    "Source",
+    "SourceBatch",
+    "make_sink",
+    "make_source",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelContext:
+    """What connectors need to know about the flow they serve."""
+
+    flow: str
+    mode: str
+    shard_index: int = 0
+    shards: int = 1
+    http_port: int | None = None
+    queue_size: int = 4
+
+
+def make_source(spec: ChannelSpec, ctx: ChannelContext) -> Source:
+    """The source for a channel spec."""
+    if spec.direction != "source":
+        raise ConfigError(f"channel {spec.name or spec.type!r} is a sink, not a source")
+    shard = ShardFilter(index=ctx.shard_index, shards=ctx.shards)
+    if isinstance(spec, FileChannel):
+        from scoring_flow.channels.file import FileSource
+
+        return FileSource(spec, shard=shard)
+    if isinstance(spec, S3Channel):
+        from scoring_flow.channels.s3 import S3Source
+
+        return S3Source(spec, shard=shard)
+    if isinstance(spec, KafkaChannel):
+        from scoring_flow.channels.kafka import KafkaSource
+
+        return KafkaSource(spec, flow=ctx.flow, mode=ctx.mode)
+    if isinstance(spec, HttpChannel):
+        from scoring_flow.channels.http import HttpSource
+
+        port = ctx.http_port if ctx.http_port is not None else spec.config.port
+        return HttpSource(path=spec.config.path, port=port, queue_size=ctx.queue_size)
+    if isinstance(spec, InlineChannel):
+        from scoring_flow.channels.inline import InlineSource
+
+        return InlineSource(spec, shard=shard)
+    raise ConfigError(f"a {spec.type} channel cannot be a source")
+
+
+def make_sink(spec: ChannelSpec, ctx: ChannelContext) -> Sink:
+    """The sink for a channel spec (also used for the dead-letter channel)."""
+    if spec.direction != "sink":
+        raise ConfigError(f"channel {spec.name or spec.type!r} is a source, not a sink")
+    if isinstance(spec, FileChannel):
+        from scoring_flow.channels.file import FileSink
+
+        return FileSink(spec)
+    if isinstance(spec, S3Channel):
+        from scoring_flow.channels.s3 import S3Sink
+
+        return S3Sink(spec)
+    if isinstance(spec, KafkaChannel):
+        from scoring_flow.channels.kafka import KafkaSink
+
+        return KafkaSink(spec)
+    if isinstance(spec, DiscardChannel):
+        from scoring_flow.channels.inline import DiscardSink
+
+        return DiscardSink()
+    raise ConfigError(f"a {spec.type} channel cannot be a sink")

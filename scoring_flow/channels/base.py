@@ -1,0 +1,121 @@
+"""The common shape of sources and sinks, and the batching shared by finite sources.
+
+The protocols and `SourceBatch` are pure data; `batches_from` runs a blocking decoder in a worker
+thread one micro-batch at a time, so a source of any size holds at most one batch in memory here.
+
+A source hands out `SourceBatch`es; the runner calls `commit(batch)` in source order once the
+sink (and the dead-letter channel) hold the batch's outcome — Kafka commits offsets there, the
+HTTP source answers its caller. A sink gets `write` calls in order, then `close` (which makes the
+output visible: rename, multipart complete) or `abort` (which leaves nothing at the final place).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from scoring_flow.codecs import Decoded
+from scoring_flow.items import Item
+from scoring_flow.types import BadRecord, Record
+
+
+@dataclass(slots=True)
+class SourceBatch:
+    """One micro-batch of input records and what its source needs to commit it."""
+
+    items: list[Item]
+    token: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    """Where records come from."""
+
+    kind: str
+
+    async def open(self) -> None:
+        """Connect / check the input exists (errors here are fatal: SourceError)."""
+
+    def batches(self, size: int) -> AsyncIterator[SourceBatch]:
+        """Micro-batches of at most `size` records until the source ends or `stop()`."""
+
+    async def commit(self, batch: SourceBatch) -> None:
+        """The batch's outcome is safely stored downstream."""
+
+    def stop(self) -> None:
+        """Stop taking new records (streaming shutdown); `batches` then ends soon."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+class Sink(Protocol):
+    """Where records go."""
+
+    kind: str
+
+    async def open(self) -> None:
+        """Prepare the output (errors here are fatal: SinkError)."""
+
+    async def write(self, records: list[Record]) -> None:
+        """Append records, in order."""
+
+    async def close(self) -> None:
+        """Make everything written visible, atomically where the medium allows."""
+
+    async def abort(self) -> None:
+        """Give up: leave no partial output at the final place."""
+
+
+def to_item(ordinal: int, decoded: Decoded, *, step: str = "decode") -> Item:
+    """An item for a decoded record, or a pre-failed one for undecodable input."""
+    if isinstance(decoded, BadRecord):
+        return Item.bad(ordinal, decoded.raw, reason=decoded.reason, step=step)
+    return Item.of(ordinal, decoded)
+
+
+class ShardFilter:
+    """Keeps records whose ordinal (0-based, over the whole source) % shards == index."""
+
+    def __init__(self, *, index: int, shards: int) -> None:
+        self.index = index
+        self.shards = shards
+
+    def take(self, decoded: Iterator[Decoded], size: int, state: list[int]) -> list[Item]:
+        """Up to `size` items of this shard from `decoded`; `state[0]` is the next ordinal."""
+        out: list[Item] = []
+        while len(out) < size:
+            try:
+                record = next(decoded)
+            except StopIteration:
+                break
+            ordinal = state[0]
+            state[0] += 1
+            if ordinal % self.shards == self.index:
+                out.append(to_item(ordinal, record))
+        return out
+
+
+async def batches_from(
+    open_decoder: Callable[[], Iterator[Decoded]],
+    *,
+    size: int,
+    shard: ShardFilter,
+    stopped: threading.Event,
+    on_close: Callable[[], None] | None = None,
+) -> AsyncIterator[SourceBatch]:
+    """Batches from a blocking decoder, each one read in a worker thread."""
+    decoder = await asyncio.to_thread(open_decoder)
+    state = [0]
+    try:
+        while not stopped.is_set():
+            items = await asyncio.to_thread(shard.take, decoder, size, state)
+            if not items:
+                break
+            yield SourceBatch(items=items)
+    finally:
+        if on_close is not None:
+            await asyncio.to_thread(on_close)

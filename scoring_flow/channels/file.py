@@ -1,0 +1,141 @@
+"""`type: file` channels: a local (or mounted) file in jsonl, csv or avro.
+
+Does file I/O, in worker threads. The sink is atomic: it writes `.<name>.<pid>.tmp` next to the
+final path and renames it over the final path only at `close()`; a killed flow leaves at most
+that hidden temp file, never a partial file at the final path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import IO
+
+from ir.channels import FileChannel
+from scoring_flow.channels.base import ShardFilter, SourceBatch, batches_from
+from scoring_flow.codecs import Decoded, Encoder, decode
+from scoring_flow.errors import SinkError, SourceError
+from scoring_flow.types import Record
+
+READ_BUFFER = 1 << 20
+
+
+class FileSource:
+    """Reads a file lazily, one micro-batch at a time."""
+
+    kind = "file"
+
+    def __init__(self, spec: FileChannel, *, shard: ShardFilter) -> None:
+        self.spec = spec
+        self.path = Path(spec.config.path)
+        self.shard = shard
+        self._stopped = threading.Event()
+        self._fh: IO[bytes] | None = None
+
+    async def open(self) -> None:
+        """Check the file can be read."""
+        if not self.path.is_file():
+            raise SourceError("file", f"{self.path} does not exist or is not a file")
+        if not os.access(self.path, os.R_OK):
+            raise SourceError("file", f"{self.path} is not readable")
+
+    def _open_decoder(self) -> Iterator[Decoded]:
+        try:
+            self._fh = self.path.open("rb", buffering=READ_BUFFER)
+        except OSError as exc:
+            raise SourceError("file", f"cannot open {self.path}: {exc.strerror}") from exc
+        return decode(self.spec.format.encoding, self._fh, self.spec.format.schema_)
+
+    def _close_file(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def batches(self, size: int) -> AsyncIterator[SourceBatch]:
+        """Batches of the file's records (this shard's only)."""
+        return batches_from(
+            self._open_decoder,
+            size=size,
+            shard=self.shard,
+            stopped=self._stopped,
+            on_close=self._close_file,
+        )
+
+    async def commit(self, batch: SourceBatch) -> None:
+        """Nothing to commit for a file."""
+
+    def stop(self) -> None:
+        """Stop after the current batch."""
+        self._stopped.set()
+
+    async def close(self) -> None:
+        """Close the file if still open."""
+        self._close_file()
+
+
+class FileSink:
+    """Writes to a temp file, renamed over the final path at close."""
+
+    kind = "file"
+
+    def __init__(self, spec: FileChannel) -> None:
+        self.spec = spec
+        self.path = Path(spec.config.path)
+        self.temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._encoder = Encoder(spec.format.encoding, spec.format.schema_)
+        self._fh: IO[bytes] | None = None
+
+    async def open(self) -> None:
+        """Create the temp file (and the folder)."""
+        await asyncio.to_thread(self._open)
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.temp.open("wb", buffering=READ_BUFFER)
+            self._fh.write(self._encoder.begin())
+        except OSError as exc:
+            raise SinkError("file", f"cannot write {self.temp}: {exc.strerror}") from exc
+
+    async def write(self, records: list[Record]) -> None:
+        """Append records to the temp file."""
+        data = self._encoder.encode(records)
+        if data:
+            await asyncio.to_thread(self._write, data)
+
+    def _write(self, data: bytes) -> None:
+        if self._fh is None:
+            raise SinkError("file", "write after close")
+        try:
+            self._fh.write(data)
+        except OSError as exc:
+            raise SinkError("file", f"cannot write {self.temp}: {exc.strerror}") from exc
+
+    async def close(self) -> None:
+        """Flush, fsync and rename the temp file over the final path."""
+        await asyncio.to_thread(self._finish)
+
+    def _finish(self) -> None:
+        if self._fh is None:
+            return
+        try:
+            self._fh.write(self._encoder.end())
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+            os.replace(self.temp, self.path)
+        except OSError as exc:
+            raise SinkError("file", f"cannot finish {self.path}: {exc.strerror}") from exc
+
+    async def abort(self) -> None:
+        """Remove the temp file."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        with contextlib.suppress(FileNotFoundError):
+            self.temp.unlink()

@@ -1,0 +1,180 @@
+"""`type: kafka` channels: a topic read by a consumer group, or written with acks=all.
+
+Does network I/O with aiokafka (clients made in `open()`). At-least-once: the source disables
+auto-commit and commits a batch's offsets only when the runner calls `commit(batch)`, which it
+does after the sink (and dead-letter channel) hold the batch; a flow killed before that sees the
+batch again after a restart. One record per message (`MessageCodec`). In `batch` mode the source
+ends when it has reached the end offsets of its assigned partitions; in `streaming` mode it runs
+until `stop()`. Shards of a flow share the consumer group (default group: `tekscore-<flow>`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
+
+from ir.channels import KafkaChannel
+from scoring_flow.channels.base import SourceBatch, to_item
+from scoring_flow.codecs import MessageCodec
+from scoring_flow.errors import SinkError, SourceError
+from scoring_flow.secrets import resolve_optional
+from scoring_flow.types import Record
+
+log = structlog.get_logger("scoring_flow.kafka")
+POLL_MS = 500
+
+
+def client_options(spec: KafkaChannel) -> dict[str, Any]:
+    """Connection options shared by consumers and producers (credentials from secretRefs)."""
+    cfg = spec.config
+    options: dict[str, Any] = {
+        "bootstrap_servers": cfg.bootstrap_servers,
+        "security_protocol": cfg.security_protocol,
+    }
+    if cfg.sasl_mechanism:
+        options["sasl_mechanism"] = cfg.sasl_mechanism
+        options["sasl_plain_username"] = resolve_optional(cfg.username)
+        options["sasl_plain_password"] = resolve_optional(cfg.password)
+    if cfg.security_protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        options["ssl_context"] = create_ssl_context()
+    return options
+
+
+class KafkaSource:
+    """Consumes a topic as part of a consumer group, committing after the sink."""
+
+    kind = "kafka"
+
+    def __init__(self, spec: KafkaChannel, *, flow: str, mode: str) -> None:
+        self.spec = spec
+        self.group = spec.config.group or f"tekscore-{flow}"
+        self.mode = mode
+        self.codec = MessageCodec(spec.format.encoding, spec.format.schema_)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stopped = asyncio.Event()
+        self._ordinal = 0
+
+    async def open(self) -> None:
+        """Join the consumer group."""
+        cfg = self.spec.config
+        self._consumer = AIOKafkaConsumer(
+            cfg.topic,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset=cfg.start_from,
+            **client_options(self.spec),
+        )
+        try:
+            await self._consumer.start()
+        except KafkaError as exc:
+            await self._consumer.stop()
+            raise SourceError("kafka", f"{cfg.bootstrap_servers} {cfg.topic}: {exc}") from exc
+        log.info("kafka consumer started", topic=cfg.topic, group=self.group)
+
+    async def _at_end(self) -> bool:
+        """Whether every assigned partition is read up to its high watermark (taken from the
+        fetch responses; ListOffsets only when a partition was never fetched)."""
+        assert self._consumer is not None
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return False
+        for tp in assigned:
+            mark = self._consumer.highwater(tp)
+            if mark is None:
+                mark = (await self._consumer.end_offsets([tp]))[tp]
+            if await self._consumer.position(tp) < mark:
+                return False
+        return True
+
+    async def batches(self, size: int) -> AsyncIterator[SourceBatch]:
+        """Batches of messages; ends at the topic's end (batch mode) or on `stop()`."""
+        assert self._consumer is not None
+        while not self._stopped.is_set():
+            try:
+                got = await self._consumer.getmany(timeout_ms=POLL_MS, max_records=size)
+            except KafkaError as exc:
+                raise SourceError("kafka", str(exc)) from exc
+            if not got:
+                if self.mode == "batch" and await self._at_end():
+                    return
+                continue
+            items = []
+            offsets: dict[TopicPartition, int] = {}
+            for tp, messages in got.items():
+                for message in messages:
+                    items.append(to_item(self._ordinal, self.codec.decode(message.value)))
+                    self._ordinal += 1
+                    offsets[tp] = message.offset + 1
+            yield SourceBatch(items=items, token=offsets)
+
+    async def commit(self, batch: SourceBatch) -> None:
+        """Commit the batch's offsets."""
+        if self._consumer is None or not batch.token:
+            return
+        try:
+            await self._consumer.commit(batch.token)
+        except KafkaError as exc:
+            raise SourceError("kafka", f"cannot commit offsets: {exc}") from exc
+
+    def stop(self) -> None:
+        """Stop polling after the current batch."""
+        self._stopped.set()
+
+    async def close(self) -> None:
+        """Leave the group."""
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+
+class KafkaSink:
+    """Produces one message per record with acks=all; `write` returns once all are acked."""
+
+    kind = "kafka"
+
+    def __init__(self, spec: KafkaChannel) -> None:
+        self.spec = spec
+        self.codec = MessageCodec(spec.format.encoding, spec.format.schema_)
+        self._producer: AIOKafkaProducer | None = None
+
+    async def open(self) -> None:
+        """Connect the producer."""
+        self._producer = AIOKafkaProducer(acks="all", linger_ms=5, **client_options(self.spec))
+        try:
+            await self._producer.start()
+        except KafkaError as exc:
+            await self._producer.stop()
+            cfg = self.spec.config
+            raise SinkError("kafka", f"{cfg.bootstrap_servers} {cfg.topic}: {exc}") from exc
+
+    async def write(self, records: list[Record]) -> None:
+        """Send the records and wait until the broker acknowledged every one."""
+        assert self._producer is not None
+        topic = self.spec.config.topic
+        try:
+            futures = [await self._producer.send(topic, self.codec.encode(r)) for r in records]
+            if futures:
+                await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise SinkError("kafka", f"cannot produce to {topic}: {exc}") from exc
+
+    async def close(self) -> None:
+        """Flush and disconnect."""
+        if self._producer is not None:
+            await self._producer.flush()
+            await self._producer.stop()
+            self._producer = None
+
+    async def abort(self) -> None:
+        """Disconnect (what was acknowledged stays: Kafka is at-least-once here)."""
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None

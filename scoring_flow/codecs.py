@@ -1,0 +1,274 @@
+"""Record encodings on channels: jsonl, csv (with header) and Avro object container files.
+
+Pure logic over file-like objects handed in by the caller (no file is opened here):
+`decode` turns a binary stream into records (or `BadRecord`s for undecodable input, which the
+flow dead-letters), `Encoder` turns records into bytes chunk by chunk so sinks can stream, and
+`MessageCodec` encodes one record per Kafka message. CSV values are typed by the channel schema
+when there is one; without a schema numbers are parsed as int or float and empty cells are null.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+import fastavro
+import orjson
+from fastavro.write import Writer
+
+from ir.channels import Encoding
+from ir.types import FieldSpec
+from scoring_flow.types import BadRecord, Record
+
+Decoded = Record | BadRecord
+
+_AVRO_TYPES = {
+    "boolean": "boolean",
+    "int": "int",
+    "long": "long",
+    "float": "float",
+    "double": "double",
+    "string": "string",
+    "bytes": "bytes",
+}
+
+
+def avro_schema(fields: list[FieldSpec], name: str = "Record") -> dict[str, Any]:
+    """The Avro record schema for a field list (nullable fields as `["null", type]`)."""
+    out: list[dict[str, Any]] = []
+    for f in fields:
+        t: Any = _AVRO_TYPES[f.type]
+        entry: dict[str, Any] = {"name": f.name, "type": ["null", t] if f.nullable else t}
+        if f.nullable:
+            entry["default"] = None
+        out.append(entry)
+    return {"type": "record", "name": name, "fields": out}
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def decode(
+    encoding: Encoding, stream: IO[bytes], schema: list[FieldSpec] | None
+) -> Iterator[Decoded]:
+    """Records of a whole stream in `encoding`, lazily (memory stays bounded)."""
+    if encoding == "jsonl":
+        return _decode_jsonl(stream)
+    if encoding == "csv":
+        return _decode_csv(stream, schema)
+    return _decode_avro(stream)
+
+
+def decode_json_line(line: bytes | str) -> Decoded:
+    """One JSON object, or a `BadRecord` saying why not."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return BadRecord(_text(line), f"invalid JSON: {exc}")
+    if not isinstance(value, dict):
+        return BadRecord(value, "a record must be a JSON object")
+    return value
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
+def _decode_jsonl(stream: IO[bytes]) -> Iterator[Decoded]:
+    for line in stream:
+        if line.strip():
+            yield decode_json_line(line)
+
+
+def _decode_csv(stream: IO[bytes], schema: list[FieldSpec] | None) -> Iterator[Decoded]:
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    types = {f.name: f for f in schema} if schema else None
+    reader = csv.DictReader(text)
+    for row in reader:
+        if None in row:
+            yield BadRecord(_row_text(row), "more cells than header columns")
+            continue
+        if any(v is None for v in row.values()):
+            yield BadRecord(_row_text(row), "fewer cells than header columns")
+            continue
+        yield coerce_csv_row(row, types)
+
+
+def _row_text(row: dict[Any, Any]) -> dict[str, Any]:
+    return {("__extra__" if k is None else str(k)): v for k, v in row.items()}
+
+
+def coerce_csv_row(row: dict[str, str], types: dict[str, FieldSpec] | None) -> Decoded:
+    """Type the cells of one CSV row: by schema when given, else numbers where they parse."""
+    out: Record = {}
+    for key, cell in row.items():
+        spec = types.get(key) if types is not None else None
+        if cell == "":
+            out[key] = "" if spec is not None and spec.type == "string" else None
+            continue
+        if spec is None:
+            out[key] = _guess(cell)
+            continue
+        try:
+            out[key] = _typed(cell, spec.type)
+        except ValueError:
+            return BadRecord(dict(row), f"field {key!r}: {cell!r} is not a valid {spec.type}")
+    return out
+
+
+def _guess(cell: str) -> Any:
+    try:
+        return int(cell)
+    except ValueError:
+        pass
+    try:
+        return float(cell)
+    except ValueError:
+        return cell
+
+
+def _typed(cell: str, kind: str) -> Any:
+    if kind in ("int", "long"):
+        return int(cell)
+    if kind in ("float", "double"):
+        return float(cell)
+    if kind == "boolean":
+        low = cell.strip().lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no"):
+            return False
+        raise ValueError(cell)
+    return cell
+
+
+def _decode_avro(stream: IO[bytes]) -> Iterator[Decoded]:
+    for rec in fastavro.reader(stream):
+        if isinstance(rec, dict):
+            yield rec
+        else:
+            yield BadRecord(rec, "an avro datum must be a record")
+
+
+# ---------------------------------------------------------------- encoding
+
+
+class Encoder:
+    """Records to bytes, chunk by chunk: `begin()`, then `encode(records)` any number of times,
+    then `end()`. Concatenating the chunks gives one valid file of the encoding."""
+
+    def __init__(self, encoding: Encoding, schema: list[FieldSpec] | None) -> None:
+        self.encoding = encoding
+        self.schema = schema
+        self._columns: list[str] | None = [f.name for f in schema] if schema else None
+        self._header_done = False
+        self._buf = io.BytesIO()
+        self._avro: Writer | None = None
+        if encoding == "avro":
+            if not schema:
+                raise ValueError("avro output needs a schema")
+            self._avro = Writer(self._buf, avro_schema(schema), codec="null")
+
+    def begin(self) -> bytes:
+        """The bytes that open the file (the avro header; nothing for jsonl, csv)."""
+        return self._drain()
+
+    def encode(self, records: Iterable[Record]) -> bytes:
+        """The bytes of `records`."""
+        if self.encoding == "jsonl":
+            return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
+        if self.encoding == "csv":
+            return self._encode_csv(list(records))
+        assert self._avro is not None
+        for r in records:
+            self._avro.write(r)
+        self._avro.flush()
+        return self._drain()
+
+    def end(self) -> bytes:
+        """The bytes that close the file (a csv header if no record came but a schema is known)."""
+        if self.encoding == "csv" and not self._header_done and self._columns:
+            return self._encode_csv([])
+        if self._avro is not None:
+            self._avro.flush()
+        return self._drain()
+
+    def _drain(self) -> bytes:
+        data = self._buf.getvalue()
+        self._buf.seek(0)
+        self._buf.truncate()
+        return data
+
+    def _encode_csv(self, records: list[Record]) -> bytes:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        if self._columns is None:
+            if not records:
+                return b""
+            self._columns = list(records[0])
+        if not self._header_done:
+            writer.writerow(self._columns)
+            self._header_done = True
+        for r in records:
+            writer.writerow([_cell(r.get(c)) for c in self._columns])
+        return out.getvalue().encode("utf-8")
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return value
+
+
+class MessageCodec:
+    """One record per message (Kafka): jsonl = a JSON object, avro = schemaless Avro datum
+    (needs the schema), csv = one header-less line in schema field order (needs the schema)."""
+
+    def __init__(self, encoding: Encoding, schema: list[FieldSpec] | None) -> None:
+        if encoding in ("avro", "csv") and not schema:
+            raise ValueError(f"{encoding} messages need format.schema")
+        self.encoding = encoding
+        self.schema = schema
+        self._avro: Any = fastavro.parse_schema(avro_schema(schema)) if schema else None
+        self._types = {f.name: f for f in schema} if schema else None
+
+    def encode(self, record: Record) -> bytes:
+        """The message value for `record`."""
+        if self.encoding == "jsonl":
+            return orjson.dumps(record)
+        if self.encoding == "avro":
+            buf = io.BytesIO()
+            fastavro.schemaless_writer(buf, self._avro, record)
+            return buf.getvalue()
+        assert self.schema is not None
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow(
+            [_cell(record.get(f.name)) for f in self.schema]
+        )
+        return out.getvalue().encode("utf-8")
+
+    def decode(self, value: bytes | None) -> Decoded:
+        """The record in one message value."""
+        if value is None:
+            return BadRecord(None, "empty message")
+        if self.encoding == "jsonl":
+            return decode_json_line(value)
+        if self.encoding == "avro":
+            try:
+                rec = fastavro.schemaless_reader(io.BytesIO(value), self._avro, None)
+            except Exception as exc:  # fastavro raises several types for bad data
+                return BadRecord(value.hex(), f"invalid avro datum: {exc}")
+            return rec if isinstance(rec, dict) else BadRecord(value.hex(), "not a record")
+        assert self.schema is not None
+        cells = next(csv.reader([value.decode("utf-8", "replace")]), [])
+        if len(cells) != len(self.schema):
+            return BadRecord(_text(value), f"expected {len(self.schema)} cells, got {len(cells)}")
+        return coerce_csv_row(
+            dict(zip([f.name for f in self.schema], cells, strict=True)), self._types
+        )

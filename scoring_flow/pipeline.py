@@ -1,0 +1,93 @@
+"""One micro-batch through the flow: input schema check, the steps in order, output schema check.
+
+No I/O of its own: score steps call the injected `Scorer` (the HTTP client in `scoring.py`) and
+python steps run the user function in a worker thread. Every failure is recorded on the record's
+`Item` (reason and step), never raised, so the runner can dead-letter it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from ir.flows import FilterStep, MapStep, PythonStep
+from ir.types import FieldSpec
+from ir.values import FlowValues, ResolvedScoreStep
+from scoring_flow import steps as st
+from scoring_flow.items import Item
+from scoring_flow.schema_check import violation
+from scoring_flow.types import Record
+
+INPUT_CHECK = "schema:input"
+OUTPUT_CHECK = "schema:output"
+
+
+class Scorer(Protocol):
+    """What a score step needs: one answer per payload, in order."""
+
+    async def score(self, *, service: str, model: str, payloads: list[Record]) -> list[Any]:
+        """Score payloads with a model of a service."""
+
+
+def check(items: list[Item], schema: list[FieldSpec] | None, *, step: str) -> None:
+    """Fail the live items with a record that does not match `schema`."""
+    if not schema:
+        return
+    for item in items:
+        if item.alive:
+            for record in item.results:
+                reason = violation(record, schema)
+                if reason:
+                    item.fail(reason, step=step)
+                    break
+
+
+class Pipeline:
+    """The flow's steps, ready to process micro-batches."""
+
+    def __init__(
+        self,
+        flow: FlowValues,
+        *,
+        scorer: Scorer,
+        functions: dict[int, st.UserFunction],
+    ) -> None:
+        self.flow = flow
+        self.scorer = scorer
+        self.functions = functions
+
+    async def process(self, items: list[Item]) -> None:
+        """Run every step on the live items of one micro-batch."""
+        check(items, self.flow.source.format.schema_, step=INPUT_CHECK)
+        for index, step in enumerate(self.flow.steps):
+            if not any(item.alive for item in items):
+                break
+            if isinstance(step, ResolvedScoreStep):
+                await self._score(step, items)
+            elif isinstance(step, MapStep):
+                st.apply_map(step, items)
+            elif isinstance(step, FilterStep):
+                st.apply_filter(step, items)
+            elif isinstance(step, PythonStep):
+                await asyncio.to_thread(st.apply_python, step, self.functions[index], items)
+        check(items, self.flow.sink.format.schema_, step=OUTPUT_CHECK)
+
+    async def _score(self, step: ResolvedScoreStep, items: list[Item]) -> None:
+        label = st.step_label(step)
+        pairs: list[tuple[Item, Record]] = []
+        payloads: list[Record] = []
+        for item in items:
+            if not item.alive:
+                continue
+            try:
+                mine = [st.score_payload(step, r) for r in item.results]
+            except KeyError as exc:
+                item.fail(f"record field {exc.args[0]!r} is missing", step=label)
+                continue
+            for record, payload in zip(item.results, mine, strict=True):
+                pairs.append((item, record))
+                payloads.append(payload)
+        if not payloads:
+            return
+        answers = await self.scorer.score(service=step.service, model=step.model, payloads=payloads)
+        st.apply_score_answers(step, pairs, answers)

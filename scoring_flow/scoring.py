@@ -1,0 +1,286 @@
+"""HTTP client of scoring services: readiness, the records endpoint, and OIP V2 infer.
+
+Does network I/O (httpx.AsyncClient with keep-alive, created by the caller's `async with`, never
+at import). `score` answers one entry per sent record, in order: a result object, a list of
+0..n result objects, or `{"$error": reason}`. Failure handling:
+
+- 5xx, 429, timeouts, connection errors: retried `max_retries` times with exponential backoff
+  (tenacity), then every record of the batch gets `$error` with the reason;
+- 400/413/422 on a batch: the records are sent one by one so only the bad ones fail;
+- any other 4xx, or an answer of the wrong shape: every record of the batch fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from types import TracebackType
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from ir.values import ServiceEndpoint
+from scoring_flow import oip
+from scoring_flow.errors import (
+    PermanentScoringError,
+    RetriableScoringError,
+    ScoringError,
+    ServiceNotReadyError,
+)
+from scoring_flow.types import Record
+
+log = structlog.get_logger("scoring_flow.scoring")
+
+ISOLATE_STATUSES = frozenset({400, 413, 422})
+_JSON = {"content-type": "application/json"}
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict) and "error" in body:
+        return str(body["error"])
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])
+    return response.text[:300]
+
+
+def _check(response: httpx.Response) -> Any:
+    status = response.status_code
+    if status == 200:
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise PermanentScoringError(f"the answer is not JSON: {exc}", status=status) from exc
+    detail = f"HTTP {status}: {_error_text(response)}"
+    if status >= 500 or status == 429:
+        raise RetriableScoringError(detail, status=status)
+    raise PermanentScoringError(detail, status=status)
+
+
+class ScoringClient:
+    """Talks to the scoring services a flow uses; use as `async with ScoringClient(...)`."""
+
+    def __init__(
+        self,
+        services: dict[str, ServiceEndpoint],
+        *,
+        timeout: float,
+        max_retries: int,
+        max_connections: int = 16,
+        backoff_max: float = 5.0,
+    ) -> None:
+        self.services = services
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_max = backoff_max
+        self._max_connections = max_connections
+        self._client: httpx.AsyncClient | None = None
+        self._transport: httpx.AsyncHTTPTransport | None = None
+        self._timeouts = httpx.Timeout(timeout).as_dict()
+        self._metadata: dict[tuple[str, str], dict[str, Any] | None] = {}
+
+    async def __aenter__(self) -> ScoringClient:
+        self._transport = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(
+                max_connections=self._max_connections,
+                max_keepalive_connections=self._max_connections,
+            ),
+        )
+        self._client = httpx.AsyncClient(transport=self._transport, timeout=self.timeout)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The open HTTP client."""
+        if self._client is None:
+            raise RuntimeError("ScoringClient used outside `async with`")
+        return self._client
+
+    # ------------------------------------------------------------ readiness
+
+    async def wait_ready(self, *, budget: float) -> None:
+        """Wait until every service answers 200 on `/v2/health/ready`, at most `budget` seconds
+        in total (tenacity, exponential backoff up to 2 s between polls)."""
+        deadline = time.monotonic() + budget
+        for name, endpoint in sorted(self.services.items()):
+            await self._wait_one(name, endpoint, max(deadline - time.monotonic(), 0.1))
+
+    async def _wait_one(self, name: str, endpoint: ServiceEndpoint, budget: float) -> None:
+        url = endpoint.url.rstrip("/") + "/v2/health/ready"
+        last = "no answer yet"
+        started = time.monotonic()
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_delay(budget),
+                wait=wait_exponential(multiplier=0.1, max=2.0),
+                retry=retry_if_exception_type(RetriableScoringError),
+            ):
+                with attempt:
+                    try:
+                        response = await self.client.get(url, timeout=min(self.timeout, 5.0))
+                    except httpx.HTTPError as exc:
+                        last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                        raise RetriableScoringError(last) from exc
+                    if response.status_code != 200:
+                        last = f"HTTP {response.status_code}"
+                        raise RetriableScoringError(last, status=response.status_code)
+        except RetryError as exc:
+            raise ServiceNotReadyError(
+                service=name, url=endpoint.url, waited=time.monotonic() - started, last=last
+            ) from exc
+        log.info("service ready", service=name, url=endpoint.url)
+
+    # ------------------------------------------------------------ scoring
+
+    async def score(self, *, service: str, model: str, payloads: list[Record]) -> list[Any]:
+        """One answer per payload, in order (see the module docstring)."""
+        if not payloads:
+            return []
+        endpoint = self.services[service]
+        call = self._records if endpoint.protocol == "records" else self._infer
+        try:
+            return await self._retrying(lambda: call(endpoint, service, model, payloads))
+        except PermanentScoringError as exc:
+            if (exc.status in ISOLATE_STATUSES or exc.status is None) and len(payloads) > 1:
+                return await self._one_by_one(call, endpoint, service, model, payloads)
+            return [{"$error": exc.detail}] * len(payloads)
+        except RetriableScoringError as exc:
+            reason = f"{exc.detail} (gave up after {self.max_retries} retries)"
+            return [{"$error": reason}] * len(payloads)
+
+    async def _one_by_one(
+        self,
+        call: Callable[[ServiceEndpoint, str, str, list[Record]], Awaitable[list[Any]]],
+        endpoint: ServiceEndpoint,
+        service: str,
+        model: str,
+        payloads: list[Record],
+    ) -> list[Any]:
+        answers: list[Any] = []
+        for payload in payloads:
+            try:
+                answers.extend(
+                    await self._retrying(partial(call, endpoint, service, model, [payload]))
+                )
+            except RetriableScoringError as exc:
+                reason = f"{exc.detail} (gave up after {self.max_retries} retries)"
+                answers.append({"$error": reason})
+            except ScoringError as exc:
+                answers.append({"$error": exc.detail})
+        return answers
+
+    async def _retrying(self, fn: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
+        """The first attempt directly (the hot path), then up to `max_retries` more with
+        exponential backoff (tenacity) while the failure is retriable."""
+        try:
+            return await fn()
+        except RetriableScoringError as exc:
+            if not self.max_retries:
+                raise
+            log.warning("scoring retry", attempt=2, reason=exc.detail)
+        await asyncio.sleep(0.1)
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries),
+            wait=wait_exponential(multiplier=0.2, max=self.backoff_max),
+            retry=retry_if_exception_type(RetriableScoringError),
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    log.warning("scoring retry", attempt=attempt.retry_state.attempt_number + 1)
+                return await fn()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _post(self, url: str, body: Any) -> Any:
+        """POST JSON through the keep-alive transport directly: the client's per-request layers
+        (auth, redirects, cookies, hooks) cost about half of httpx's CPU and are not needed."""
+        transport = self._transport
+        if transport is None:
+            raise RuntimeError("ScoringClient used outside `async with`")
+        request = httpx.Request(
+            "POST",
+            url,
+            content=orjson.dumps(body),
+            headers=_JSON,
+            extensions={"timeout": self._timeouts},
+        )
+        try:
+            response = await transport.handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        except httpx.TimeoutException as exc:
+            raise RetriableScoringError(f"timed out after {self.timeout}s") from exc
+        except httpx.HTTPError as exc:
+            raise RetriableScoringError(f"{type(exc).__name__}: {exc}") from exc
+        return _check(response)
+
+    async def _records(
+        self, endpoint: ServiceEndpoint, service: str, model: str, payloads: list[Record]
+    ) -> list[Any]:
+        url = f"{endpoint.url.rstrip('/')}/v2/models/{model}/records"
+        answer = await self._post(url, payloads)
+        if not isinstance(answer, list) or len(answer) != len(payloads):
+            got = len(answer) if isinstance(answer, list) else type(answer).__name__
+            raise PermanentScoringError(
+                f"the service answered {got} results for {len(payloads)} records"
+            )
+        return answer
+
+    async def _infer(
+        self, endpoint: ServiceEndpoint, service: str, model: str, payloads: list[Record]
+    ) -> list[Any]:
+        base = f"{endpoint.url.rstrip('/')}/v2/models/{model}"
+        key = (service, model)
+        if key not in self._metadata:
+            self._metadata[key] = await self._read_metadata(base)
+        try:
+            body = oip.infer_request(payloads, self._metadata[key])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise PermanentScoringError(f"cannot build the infer request: {exc!r}") from exc
+        answer = await self._post(base + "/infer", body)
+        if not isinstance(answer, dict):
+            raise PermanentScoringError("the infer answer is not an object")
+        try:
+            return list(oip.infer_rows(answer, len(payloads)))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise PermanentScoringError(f"cannot read the infer answer: {exc!r}") from exc
+
+    async def _read_metadata(self, base: str) -> dict[str, Any] | None:
+        try:
+            response = await self.client.get(base)
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        try:
+            meta = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            return None
+        return meta if isinstance(meta, dict) else None

@@ -1,0 +1,78 @@
+"""The job bundle: everything needed to pre-process a job exactly as the scheduler did.
+
+The scheduler builds it when a job starts and serves it at `GET /api/v1/jobs/{id}/ir`; the
+install task (Tekton or local) downloads it and calls `render_bundle`, and checks the result's
+`contentHash` against the one the scheduler computed. Pure except `read_registry`, which reads
+the channel-registry folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+import ir
+
+Scalar = str | int | float | bool
+
+
+class IRFiles(BaseModel):
+    """IR as text files: `{"files": {"pipeline.yaml": "..."}}`. An absolute file name makes
+    relative paths in that file resolve against its folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    files: dict[Annotated[str, StringConstraints(min_length=1, max_length=4096)], str] = Field(
+        min_length=1
+    )
+
+
+Pipeline = IRFiles | list[dict[str, Any]] | dict[str, Any]
+
+
+class JobBundle(BaseModel):
+    """The inputs of pre-processing for one job, and the hash of its result."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str
+    name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    pipeline: Pipeline = Field(union_mode="left_to_right")
+    parameters: dict[str, Scalar] = Field(default_factory=dict)
+    base_dir: str
+    channels: dict[str, str] = Field(
+        default_factory=dict, description="The server's channel registry: file name -> text."
+    )
+    globals: dict[str, Any] = Field(default_factory=dict)
+    content_hash: str = ""
+
+
+def load_pipeline(pipeline: Pipeline, *, base_dir: Path) -> list[ir.SourceDoc]:
+    """The IR documents of a start request: text files, a list of documents, or one document."""
+    if isinstance(pipeline, IRFiles):
+        return ir.load_texts(pipeline.files, base_dir=base_dir)
+    objects = pipeline if isinstance(pipeline, list) else [pipeline]
+    return ir.load_objects(objects, base_dir=base_dir)
+
+
+def read_registry(folder: Path | None) -> dict[str, str]:
+    """The channel-registry folder as `{absolute file name: text}` (empty without a folder)."""
+    if folder is None:
+        return {}
+    return {str(p.resolve()): p.read_text(encoding="utf-8") for p in ir.expand_paths([folder])}
+
+
+def render_bundle(bundle: JobBundle) -> ir.Rendered:
+    """Pre-process the bundle; raises `ir.IRValidationError` with every problem."""
+    docs = load_pipeline(bundle.pipeline, base_dir=Path(bundle.base_dir))
+    registry = ir.load_texts(bundle.channels, base_dir=Path("/")) if bundle.channels else []
+    return ir.preprocess(
+        docs,
+        parameters=bundle.parameters,
+        registry=registry,
+        globals_=ir.GlobalValues.model_validate(bundle.globals),
+        job=ir.JobInfo(id=bundle.job_id, name=bundle.name, labels=bundle.labels),
+    )

@@ -1,0 +1,458 @@
+"""The local installer: a job's scoring services and flows as supervised local processes.
+
+What the local backend's install, wait and finally tasks call (docs/local-backend.md). Does I/O:
+spawns `tekscore serve-model` and `tekscore flow run` (by command line only, never by import),
+writes their configs, logs and `processes.json` under the job's folder, polls them over HTTP and
+with psutil, and signals them.
+
+Layout of a job's folder::
+
+    processes.json             every process started (pid + start time), rewritten after each spawn
+    services/<name>.json|.log  a scoring service's config (url on its loopback port) and its log
+    flows/<name>.json          a flow's config (service urls rewritten to loopback ports)
+    flows/<name>.log           its log (`<name>-<i>.log` per shard or replica, when several)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+from pydantic import ValidationError
+
+from ir.values import Values
+from tekton.tasks.errors import TaskFailed
+from tekton.tasks.processes import (
+    Kind,
+    ProcessRecord,
+    ProcessTable,
+    create_time,
+    find_tekscore,
+    flow_reason,
+    free_port,
+    is_alive,
+    last_event,
+    read_table,
+    spawn,
+    stop_groups,
+    tail_text,
+    write_table,
+)
+from tekton.tasks.readiness import ServiceProbe, wait_ready
+
+TABLE_FILE = "processes.json"
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class FlowReport:
+    """What the scheduler has heard from a flow (`POST .../flows/{flow}/complete`)."""
+
+    completed: bool
+    error: str | None = None
+
+
+@dataclass(eq=False)
+class _Watched:
+    """A process being supervised: our child (`popen`) or, after a restart, one found by pid."""
+
+    record: ProcessRecord
+    popen: subprocess.Popen[bytes] | None = None
+    gone_at_attach: bool = False
+    gone_since: float | None = field(default=None)
+
+    def exited(self) -> tuple[bool, int | None]:
+        """(exited, exit code); the code is None for a process that is not our child."""
+        if self.popen is not None:
+            code = self.popen.poll()
+            return code is not None, code
+        return not is_alive(self.record), None
+
+
+class LocalInstaller:
+    """Install, watch and stop one job's processes; state lives in `job_dir/processes.json`."""
+
+    poll_interval: float = 0.15
+    report_grace: float = 15.0  # how long a vanished, unreported batch flow is given to report
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        job_dir: Path,
+        callback_url: str | None,
+        callback_token: str | None,
+        ready_timeout: float = 120.0,
+        grace_period: float = 10.0,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.job_dir = Path(job_dir)
+        self.callback_url = callback_url
+        self.callback_token = callback_token
+        self.ready_timeout = ready_timeout
+        self.grace_period = grace_period
+        self._env = dict(env) if env is not None else None
+        self._table = ProcessTable(job_id=job_id)
+        self._watched: list[_Watched] = []
+        self._ports: set[int] = set()
+        self._log: structlog.typing.FilteringBoundLogger = structlog.get_logger(
+            "tekton.tasks.local"
+        ).bind(job_id=job_id)
+
+    # ------------------------------------------------------------------ paths
+
+    @property
+    def table_path(self) -> Path:
+        return self.job_dir / TABLE_FILE
+
+    def log_path(self, kind: Literal["service", "flow"], name: str) -> Path:
+        """The log of a service or flow process; `name` is `<flow>-<i>` for one of several."""
+        return self.job_dir / ("services" if kind == "service" else "flows") / f"{name}.log"
+
+    def log_paths(self, kind: Literal["service", "flow"], name: str) -> list[Path]:
+        """Every log of a service or flow (all shards/replicas), in process order."""
+        return [
+            Path(w.record.log)
+            for w in self._records_view()
+            if w.record.kind == kind and w.record.name == name
+        ]
+
+    # ------------------------------------------------------------------ install
+
+    async def install(self, values: Mapping[str, Any]) -> None:
+        """Start every python scoring service, wait until all are ready, then start every flow.
+
+        Raises `TaskFailed` (`InstallFailed`, `ServiceFailed`, `ModelLoadFailed`,
+        `ServiceNotReady`); whatever was started is in `processes.json` for `uninstall`.
+        """
+        try:
+            model = Values.model_validate(dict(values))
+        except ValidationError as exc:
+            raise TaskFailed("InstallFailed", f"The values are invalid: {exc}") from exc
+        tekscore = find_tekscore()
+        level = model.global_.log_level
+        for folder in ("services", "flows"):
+            (self.job_dir / folder).mkdir(parents=True, exist_ok=True)
+        self._table = ProcessTable(
+            job_id=self.job_id, modes={f.name: f.mode for f in model.scoring_flows}
+        )
+        self._save()
+        base = self._base_env(level)
+
+        urls: dict[str, str] = {}
+        probes: list[ServiceProbe] = []
+        for service, raw in zip(model.scoring_services, values["scoringServices"], strict=True):
+            if service.runtime != "python":
+                continue
+            port = free_port(self._ports)
+            urls[service.name] = f"http://{LOOPBACK}:{port}"
+            config = self._write_config(
+                "services", service.name, {**raw, "url": urls[service.name]}
+            )
+            command = [
+                tekscore, "serve-model", "--config", str(config), "--host", LOOPBACK,
+                "--port", str(port), "--workers", str(service.workers),
+            ]  # fmt: skip
+            watched = self._start(
+                kind="service", name=service.name, shard=None, command=command, env=base, port=port
+            )
+            probes.append(
+                ServiceProbe(
+                    name=service.name,
+                    url=urls[service.name],
+                    models=[m.name for m in service.models],
+                    log=Path(watched.record.log),
+                    exited=watched.exited,
+                )
+            )
+        await wait_ready(
+            probes, ready_timeout=self.ready_timeout, poll=self.poll_interval, log=self._log
+        )
+
+        for flow, raw in zip(model.scoring_flows, values["scoringFlows"], strict=True):
+            config_data = copy.deepcopy(dict(raw))
+            for name, endpoint in config_data.get("services", {}).items():
+                if name in urls:
+                    endpoint["url"] = urls[name]
+            http_port = None
+            if flow.source.type == "http":
+                http_port = free_port(self._ports)
+                config_data["source"].setdefault("config", {})["port"] = http_port
+            config = self._write_config("flows", flow.name, config_data)
+            count = flow.shards if flow.mode == "batch" else flow.replicas
+            if flow.source.type == "http":
+                count = 1
+            for index in range(count):
+                metrics_port = free_port(self._ports)
+                env = self._flow_env(base)
+                if flow.mode == "batch":
+                    env["JOB_COMPLETION_INDEX"] = str(index)
+                command = [
+                    tekscore, "flow", "run", str(config), "--metrics-port", str(metrics_port),
+                ]  # fmt: skip
+                self._start(
+                    kind="flow",
+                    name=flow.name,
+                    shard=index if count > 1 else None,
+                    command=command,
+                    env=env,
+                    port=metrics_port,
+                    http_port=http_port,
+                )
+        self._table.installed = True
+        self._save()
+        self._log.info(
+            "job installed",
+            services=sorted(urls),
+            flows=[f.name for f in model.scoring_flows],
+            processes=len(self._table.processes),
+        )
+
+    def _base_env(self, level: str) -> dict[str, str]:
+        env = dict(os.environ if self._env is None else self._env)
+        for key in ("TEKSCORE_CALLBACK_URL", "TEKSCORE_CALLBACK_TOKEN", "JOB_COMPLETION_INDEX"):
+            env.pop(key, None)
+        env["TEKSCORE_LOG_FORMAT"] = "json"
+        env["TEKSCORE_LOG_LEVEL"] = level
+        return env
+
+    def _flow_env(self, base: Mapping[str, str]) -> dict[str, str]:
+        env = dict(base)
+        env["TEKSCORE_JOB_ID"] = self.job_id
+        if self.callback_url is not None:
+            env["TEKSCORE_CALLBACK_URL"] = self.callback_url
+        if self.callback_token is not None:
+            env["TEKSCORE_CALLBACK_TOKEN"] = self.callback_token
+        return env
+
+    def _write_config(self, folder: str, name: str, data: Mapping[str, Any]) -> Path:
+        path = self.job_dir / folder / f"{name}.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    def _start(
+        self,
+        *,
+        kind: Kind,
+        name: str,
+        shard: int | None,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        port: int,
+        http_port: int | None = None,
+    ) -> _Watched:
+        log = self.log_path(kind, name if shard is None else f"{name}-{shard}")
+        popen = spawn(command=command, log=log, env=env, cwd=self.job_dir)
+        record = ProcessRecord(
+            kind=kind,
+            name=name,
+            shard=shard,
+            pid=popen.pid,
+            create_time=create_time(popen.pid),
+            port=port,
+            http_port=http_port,
+            command=list(command),
+            log=str(log),
+        )
+        watched = _Watched(record=record, popen=popen)
+        self._watched.append(watched)
+        self._table.processes.append(record)
+        self._save()
+        self._log.info("process started", process=record.label, pid=popen.pid, port=port)
+        return watched
+
+    def _save(self) -> None:
+        write_table(self.table_path, self._table)
+
+    # ------------------------------------------------------------------ wait
+
+    async def wait(self, reports: Callable[[str], FlowReport | None] | None = None) -> None:
+        """Return when every batch flow process exited successfully; raise `TaskFailed` at the
+        first failure. With no batch flow, wait until cancelled. Cancelling leaves every process
+        running (`uninstall` stops them)."""
+        if not self._watched:
+            raise TaskFailed("InstallFailed", f"Job {self.job_id} has no installed processes.")
+        modes = self._table.modes
+        flows = [w for w in self._watched if w.record.kind == "flow"]
+        services = [w for w in self._watched if w.record.kind == "service"]
+        batch = [w for w in flows if modes.get(w.record.name) == "batch"]
+        batch_names = sorted({w.record.name for w in batch})
+        done: set[int] = set()
+        while True:
+            failure: TaskFailed | None = None
+            for watched in flows:
+                if id(watched) in done:
+                    continue
+                outcome = self._flow_outcome(watched, modes.get(watched.record.name), reports)
+                if isinstance(outcome, TaskFailed):
+                    failure = failure or outcome
+                elif outcome:
+                    done.add(id(watched))
+                    self._log.info("flow process completed", process=watched.record.label)
+            if failure is None and reports is not None:
+                for name in batch_names:
+                    report = reports(name)
+                    if report is not None and report.completed and report.error:
+                        failure = TaskFailed("FlowFailed", f"Flow {name!r} failed: {report.error}")
+                        break
+            if batch and all(id(w) in done for w in batch):
+                self._log.info("batch flows completed", flows=batch_names)
+                return
+            for watched in services:
+                exited, code = watched.exited()
+                if exited:
+                    raise TaskFailed(
+                        "ServiceFailed",
+                        f"Scoring service {watched.record.name!r} exited"
+                        + ("" if code is None else f" with code {code}")
+                        + f".{tail_text(Path(watched.record.log))}",
+                    )
+            if failure is not None:
+                raise failure
+            await asyncio.sleep(self.poll_interval)
+
+    def _flow_outcome(
+        self,
+        watched: _Watched,
+        mode: str | None,
+        reports: Callable[[str], FlowReport | None] | None,
+    ) -> bool | TaskFailed:
+        """True: a batch process finished well; False: still running (or awaiting its report);
+        a `TaskFailed` describing how it failed."""
+        exited, code = watched.exited()
+        if not exited:
+            return False
+        record, log = watched.record, Path(watched.record.log)
+        name = record.name if record.shard is None else f"{record.name}[{record.shard}]"
+        if mode != "batch":
+            how = "" if code is None else f" with code {code}"
+            return TaskFailed(
+                "FlowFailed",
+                f"Streaming flow {name!r} exited{how}; {flow_reason(log)}",
+            )
+        if code == 0:
+            return True
+        if code is not None:
+            return TaskFailed(
+                "FlowFailed", f"Flow {name!r} failed (exit code {code}): {flow_reason(log)}"
+            )
+        # Not our child (re-attached): its exit code is unknowable; ask reports, then the log.
+        report = reports(record.name) if reports is not None else None
+        if report is not None and report.completed:
+            if report.error:
+                return TaskFailed("FlowFailed", f"Flow {name!r} failed: {report.error}")
+            return True
+        event = last_event(log, ["flow completed", "flow failed"])
+        if event is not None and event["event"] == "flow completed":
+            return True
+        if event is not None:
+            return TaskFailed("FlowFailed", f"Flow {name!r} failed: {event.get('reason')}")
+        now = time.monotonic()
+        if watched.gone_since is None:
+            watched.gone_since = now
+        if now - watched.gone_since < self.report_grace:
+            return False
+        when = "while the scheduler was down" if watched.gone_at_attach else "after a restart"
+        return TaskFailed(
+            "FlowFailed",
+            f"Flow {name!r}: flow process ended {when}, without reporting.{tail_text(log)}",
+        )
+
+    # ------------------------------------------------------------------ uninstall
+
+    async def uninstall(self) -> None:
+        """Stop every process of the job (flows first, then services): SIGTERM to each process
+        group, up to `grace_period`, then SIGKILL. Idempotent; works from `processes.json` alone;
+        never signals a process that merely reuses a recorded pid."""
+        records = self._all_records()
+        if not records:
+            self._log.info("nothing to uninstall")
+            return
+        flows = [r for r in records if r.kind == "flow"]
+        services = [r for r in records if r.kind == "service"]
+        await stop_groups(flows, grace_period=self.grace_period, log=self._log)
+        await stop_groups(services, grace_period=self.grace_period, log=self._log)
+        await self._reap()
+        self._log.info("job uninstalled", processes=len(records))
+
+    async def _reap(self) -> None:
+        """Collect the exit status of our stopped children (no zombies, no ResourceWarning)."""
+        deadline = time.monotonic() + 5.0
+        for watched in self._watched:
+            popen = watched.popen
+            while popen is not None and popen.poll() is None:
+                if time.monotonic() >= deadline:
+                    self._log.error("process not reaped", process=watched.record.label)
+                    break
+                await asyncio.sleep(0.02)
+
+    def _all_records(self) -> list[ProcessRecord]:
+        """What `processes.json` lists, plus anything only this instance knows of."""
+        table = read_table(self.table_path)
+        records = list(table.processes) if table is not None else []
+        known = {(r.pid, r.create_time) for r in records}
+        records += [
+            w.record for w in self._watched if (w.record.pid, w.record.create_time) not in known
+        ]
+        return records
+
+    def _records_view(self) -> list[_Watched]:
+        if self._watched:
+            return self._watched
+        table = read_table(self.table_path)
+        return [_Watched(record=r) for r in (table.processes if table else [])]
+
+    # ------------------------------------------------------------------ restart
+
+    @classmethod
+    def reattach(
+        cls,
+        *,
+        job_id: str,
+        job_dir: Path,
+        callback_url: str | None,
+        callback_token: str | None,
+        grace_period: float = 10.0,
+    ) -> LocalInstaller | None:
+        """An installer watching the job's recorded processes after a scheduler restart, or None
+        when the job cannot be resumed: install had not finished, or a service or streaming-flow
+        process is gone or is not the recorded one. Batch-flow processes that ended meanwhile are
+        accepted: `wait` decides by their report (or log) whether they succeeded."""
+        installer = cls(
+            job_id=job_id,
+            job_dir=job_dir,
+            callback_url=callback_url,
+            callback_token=callback_token,
+            grace_period=grace_period,
+        )
+        log = installer._log
+        try:
+            table = read_table(installer.table_path)
+        except TaskFailed as exc:
+            log.warning("reattach impossible", why=exc.message)
+            return None
+        if table is None or not table.installed or table.job_id != job_id:
+            log.warning("reattach impossible", why="install did not finish")
+            return None
+        for record in table.processes:
+            alive = is_alive(record)
+            batch_flow = record.kind == "flow" and table.modes.get(record.name) == "batch"
+            if not alive and not batch_flow:
+                log.warning("reattach impossible", why="process gone", process=record.label)
+                return None
+            installer._watched.append(_Watched(record=record, gone_at_attach=not alive))
+        installer._table = table
+        log.info("reattached", processes=len(table.processes))
+        return installer

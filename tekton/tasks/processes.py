@@ -1,0 +1,364 @@
+"""Local child processes of a job: spawning, the `processes.json` table, identity and stopping.
+
+Does I/O: starts processes, reads and writes files under the job's folder, sends signals.
+
+Identity: a process is recorded by pid *and* start time (psutil `create_time()`); a pid whose
+start time differs is another process that reused the number, and is never signalled. Every
+process is started in a new session, so its pid is also its process-group id and a signal to the
+group reaches what it forked (uvicorn workers). While any member of a group lives the kernel does
+not hand its id out again, so signalling a group whose leader is ours (or that still has members
+although its leader is gone) cannot reach an unrelated process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import psutil
+import structlog
+
+from tekton.tasks.errors import TaskFailed
+
+Kind = Literal["service", "flow"]
+TABLE_VERSION = 1
+# psutil derives create_time from boot time + clock ticks: stable for a process, but compare with
+# a margin smaller than any two processes sharing a pid could start apart.
+_CREATE_TIME_SLACK = 0.05
+_TAIL_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessRecord:
+    """One started process, as written to `processes.json`."""
+
+    kind: Kind
+    name: str
+    shard: int | None
+    pid: int
+    create_time: float
+    port: int | None
+    command: list[str]
+    log: str
+    http_port: int | None = None
+
+    @property
+    def label(self) -> str:
+        """`service iris`, `flow classify`, `flow classify[1]`."""
+        shard = "" if self.shard is None else f"[{self.shard}]"
+        return f"{self.kind} {self.name}{shard}"
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {
+            "kind": data["kind"],
+            "name": data["name"],
+            "shard": data["shard"],
+            "pid": data["pid"],
+            "createTime": data["create_time"],
+            "port": data["port"],
+            "httpPort": data["http_port"],
+            "command": data["command"],
+            "log": data["log"],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProcessRecord:
+        kind = data["kind"]
+        if kind not in ("service", "flow"):
+            raise ValueError(f"unknown process kind {kind!r}")
+        return cls(
+            kind=kind,
+            name=str(data["name"]),
+            shard=None if data.get("shard") is None else int(data["shard"]),
+            pid=int(data["pid"]),
+            create_time=float(data["createTime"]),
+            port=None if data.get("port") is None else int(data["port"]),
+            http_port=None if data.get("httpPort") is None else int(data["httpPort"]),
+            command=[str(c) for c in data["command"]],
+            log=str(data["log"]),
+        )
+
+
+@dataclass(kw_only=True)
+class ProcessTable:
+    """The content of `processes.json`: every process started for a job, in start order.
+
+    `installed` is set once install started everything; a table without it belongs to an install
+    that did not finish (nothing to re-attach to, but everything in it must be stopped).
+    `batch_flows` names the job's batch flows and `modes` each flow's mode, so a re-attached
+    installer knows which exits mean success.
+    """
+
+    job_id: str
+    processes: list[ProcessRecord] = field(default_factory=list)
+    modes: dict[str, str] = field(default_factory=dict)
+    installed: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": TABLE_VERSION,
+            "jobId": self.job_id,
+            "installed": self.installed,
+            "flowModes": dict(self.modes),
+            "processes": [p.as_json() for p in self.processes],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProcessTable:
+        if data.get("version") != TABLE_VERSION:
+            raise ValueError(f"unsupported processes.json version {data.get('version')!r}")
+        return cls(
+            job_id=str(data["jobId"]),
+            installed=bool(data.get("installed", False)),
+            modes={str(k): str(v) for k, v in dict(data.get("flowModes", {})).items()},
+            processes=[ProcessRecord.from_json(p) for p in data.get("processes", [])],
+        )
+
+
+def read_table(path: Path) -> ProcessTable | None:
+    """The table at `path`, or None when there is none (nothing was started)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        return ProcessTable.from_json(json.loads(text))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TaskFailed("InstallFailed", f"{path} is unreadable: {exc}.") from exc
+
+
+def write_table(path: Path, table: ProcessTable) -> None:
+    """Write the table atomically (temp file in the same folder, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump(table.as_json(), fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def find_tekscore() -> str:
+    """The `tekscore` executable next to this interpreter, else the one on PATH."""
+    beside = Path(sys.executable).parent / "tekscore"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("tekscore")
+    if found is None:
+        raise TaskFailed(
+            "InstallFailed",
+            f"The tekscore executable is neither next to {sys.executable} nor on PATH.",
+        )
+    return found
+
+
+# Ports handed out recently by any installer of this process: concurrent jobs of one scheduler
+# must not pick the same port between `free_port` and their child's bind.
+_RECENT_PORTS: deque[int] = deque(maxlen=2048)
+
+
+def free_port(taken: set[int]) -> int:
+    """A loopback port nobody listens on now, not handed out recently by this process."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in taken and port not in _RECENT_PORTS:
+            taken.add(port)
+            _RECENT_PORTS.append(port)
+            return port
+    raise TaskFailed("InstallFailed", "No free loopback port could be found.")
+
+
+def spawn(
+    *, command: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path
+) -> subprocess.Popen[bytes]:
+    """Start `command` in a new session, stdout and stderr appended to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        try:
+            return subprocess.Popen(
+                list(command),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(env),
+                cwd=cwd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise TaskFailed(
+                "InstallFailed", f"Could not start {' '.join(command)}: {exc}."
+            ) from exc
+
+
+def create_time(pid: int) -> float:
+    """The start time of a process we just started (it exists: we hold it unreaped)."""
+    return float(psutil.Process(pid).create_time())
+
+
+def same_process(record: ProcessRecord) -> psutil.Process | None:
+    """The recorded process if that pid is still the same process (zombies included)."""
+    try:
+        proc = psutil.Process(record.pid)
+        started = proc.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    if abs(started - record.create_time) > _CREATE_TIME_SLACK:
+        return None
+    return proc
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def is_alive(record: ProcessRecord) -> bool:
+    """True while the recorded process runs (same pid and start time, not a zombie)."""
+    proc = same_process(record)
+    return proc is not None and _running(proc)
+
+
+def _group_members(record: ProcessRecord) -> list[psutil.Process]:
+    """Live processes of the record's group, the leader excluded, started after the leader."""
+    members = []
+    for proc in psutil.process_iter():
+        if proc.pid == record.pid:
+            continue
+        try:
+            if (
+                os.getpgid(proc.pid) == record.pid
+                and proc.create_time() >= record.create_time - _CREATE_TIME_SLACK
+                and _running(proc)
+            ):
+                members.append(proc)
+        except (ProcessLookupError, psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return members
+
+
+def _pid_taken_by_other(record: ProcessRecord) -> bool:
+    """True when the record's pid now belongs to another process (so its group is gone)."""
+    return psutil.pid_exists(record.pid) and same_process(record) is None
+
+
+def signal_group(record: ProcessRecord, sig: signal.Signals) -> bool:
+    """Send `sig` to the record's process group; False when nothing of it is left."""
+    leader = same_process(record)
+    if leader is None and _pid_taken_by_other(record):
+        return False  # the pid is another process's now: our group is long gone
+    if leader is not None and _running(leader):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(record.pid, sig)
+        return True
+    # The leader has exited; members may remain (they keep the group id from being reused).
+    members = _group_members(record)
+    for proc in members:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            proc.send_signal(sig)  # psutil refuses a pid reused since `proc` was made
+    return bool(members)
+
+
+def group_alive(record: ProcessRecord) -> bool:
+    """True while the leader or any member of the record's group runs."""
+    if is_alive(record):
+        return True
+    if _pid_taken_by_other(record):
+        return False
+    return bool(_group_members(record))
+
+
+async def stop_groups(
+    records: Iterable[ProcessRecord],
+    *,
+    grace_period: float,
+    log: structlog.typing.FilteringBoundLogger,
+    poll: float = 0.1,
+) -> None:
+    """SIGTERM each record's group, wait up to `grace_period`, SIGKILL what is left, wait."""
+    pending = [r for r in records if signal_group(r, signal.SIGTERM)]
+    for record in pending:
+        log.info("process stopping", process=record.label, pid=record.pid)
+    pending = await _wait_gone(pending, grace_period, poll)
+    for record in pending:
+        log.warning("process killed", process=record.label, pid=record.pid, grace=grace_period)
+        signal_group(record, signal.SIGKILL)
+    left = await _wait_gone(pending, 5.0, poll)
+    for record in left:
+        log.error("process survived SIGKILL", process=record.label, pid=record.pid)
+
+
+async def _wait_gone(
+    records: list[ProcessRecord], within: float, poll: float
+) -> list[ProcessRecord]:
+    deadline = time.monotonic() + within
+    while True:
+        records = [r for r in records if group_alive(r)]
+        if not records or time.monotonic() >= deadline:
+            return records
+        await asyncio.sleep(poll)
+
+
+def _read_end(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - _TAIL_BYTES))
+            data = fh.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    if size > _TAIL_BYTES:
+        text = text.partition("\n")[2]  # drop the partial first line
+    return text
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last `lines` lines of a log file ('' when it is missing or empty)."""
+    return "\n".join(_read_end(path).rstrip("\n").splitlines()[-lines:])
+
+
+def last_event(path: Path, events: Sequence[str]) -> dict[str, Any] | None:
+    """The last structured (JSON) log line whose `event` is one of `events`, if any."""
+    for line in reversed(_read_end(path).splitlines()):
+        if '"event"' not in line:
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and data.get("event") in events:
+            return data
+    return None
+
+
+def tail_text(log: Path) -> str:
+    """` Last lines of LOG:` and its tail, for the end of an error message."""
+    tail = log_tail(log)
+    return f" Last lines of {log}:\n{tail}" if tail else f" Its log {log} is empty."
+
+
+def flow_reason(log: Path) -> str:
+    """The reason of a flow's last `flow failed` log line, else its log tail."""
+    event = last_event(log, ["flow failed"])
+    if event is not None and event.get("reason"):
+        return str(event["reason"])
+    return "no `flow failed` reason was logged." + tail_text(log)

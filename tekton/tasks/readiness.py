@@ -1,0 +1,149 @@
+"""Waiting for local scoring services to become ready, and saying precisely why one did not.
+
+Does network I/O: polls each service's `GET /v2/health/ready` (httpx) and, while it answers 503,
+`GET /v2/models/{m}/ready` to tell a model that failed to load from one still loading.
+Outcomes (`TaskFailed` reasons): `ModelLoadFailed` (a model's state is `failed`, or the process
+exited after logging `model_load_failed`), `ServiceFailed` (the process exited),
+`ServiceNotReady` (the deadline passed). Messages carry the model error and the log's tail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import structlog
+
+from tekton.tasks.errors import TaskFailed
+from tekton.tasks.processes import last_event, tail_text
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceProbe:
+    """One started service: where it answers, its models, its log, and how to see it exit."""
+
+    name: str
+    url: str
+    models: Sequence[str]
+    log: Path
+    exited: Callable[[], tuple[bool, int | None]]
+
+
+async def wait_ready(
+    services: Sequence[ServiceProbe],
+    *,
+    ready_timeout: float,
+    poll: float,
+    log: structlog.typing.FilteringBoundLogger,
+) -> None:
+    """Return once every service is ready; raise the first `TaskFailed` otherwise."""
+    if not services:
+        return
+    deadline = time.monotonic() + ready_timeout
+    async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+        tasks = [
+            asyncio.create_task(_until_ready(client, s, deadline, ready_timeout, poll, log))
+            for s in services
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                raise exc
+
+
+async def _until_ready(
+    client: httpx.AsyncClient,
+    service: ServiceProbe,
+    deadline: float,
+    ready_timeout: float,
+    poll: float,
+    log: structlog.typing.FilteringBoundLogger,
+) -> None:
+    name, url = service.name, service.url
+    last = "no answer yet"
+    while True:
+        exited, code = service.exited()
+        if exited:
+            raise _exit_failure(service, code)
+        try:
+            answer = await client.get(f"{url}/v2/health/ready")
+            if answer.status_code == 200:
+                log.info("service ready", service=name, url=url)
+                return
+            last = describe(answer)
+            states = await _model_states(client, service)
+            failed = [error for state, error in states.values() if state == "failed"]
+            if failed:
+                raise TaskFailed(
+                    "ModelLoadFailed",
+                    f"Scoring service {name!r} could not load its model(s): {'; '.join(failed)}."
+                    f"{tail_text(service.log)}",
+                )
+            if states:
+                last = "; ".join(error for _, error in states.values())
+        except httpx.HTTPError as exc:
+            last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if time.monotonic() >= deadline:
+            raise TaskFailed(
+                "ServiceNotReady",
+                f"Scoring service {name!r} was not ready within {ready_timeout:g} s; "
+                f"last answer: {last}.{tail_text(service.log)}",
+            )
+        await asyncio.sleep(poll)
+
+
+def _exit_failure(service: ServiceProbe, code: int | None) -> TaskFailed:
+    failed = last_event(service.log, ["model_load_failed"])
+    if failed is not None:
+        return TaskFailed(
+            "ModelLoadFailed",
+            f"Scoring service {service.name!r} could not load model {failed.get('model')!r}: "
+            f"{failed.get('reason')}; it exited with code {code}.{tail_text(service.log)}",
+        )
+    return TaskFailed(
+        "ServiceFailed",
+        f"Scoring service {service.name!r} exited with code {code} before it was ready."
+        f"{tail_text(service.log)}",
+    )
+
+
+async def _model_states(
+    client: httpx.AsyncClient, service: ServiceProbe
+) -> dict[str, tuple[str, str]]:
+    """model -> (state, error) for each model whose `/v2/models/{m}/ready` says not ready."""
+    states: dict[str, tuple[str, str]] = {}
+    for model in service.models:
+        answer = await client.get(f"{service.url}/v2/models/{model}/ready")
+        if answer.status_code == 200:
+            continue
+        try:
+            body = answer.json()
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        states[model] = (
+            str(body.get("state", "unknown")),
+            str(body.get("error") or describe(answer)),
+        )
+    return states
+
+
+def describe(answer: httpx.Response) -> str:
+    """`HTTP 503: <the error the body gives>` or just the status."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return f"HTTP {answer.status_code}"
+    if isinstance(body, dict) and body.get("error"):
+        return f"HTTP {answer.status_code}: {body['error']}"
+    return f"HTTP {answer.status_code}"

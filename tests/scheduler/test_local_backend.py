@@ -1,0 +1,164 @@
+"""The local backend through a real server and real processes: cancelling a streaming job runs
+its finally task and leaves no process; a model that cannot be downloaded fails the job with the
+download error; a scheduler killed with SIGKILL mid-job and restarted still knows the job and
+ends it correctly (re-attached, or failed with reason scheduler-restarted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.scheduler.conftest import Scheduler, http_streaming_ir
+
+FINISHED = {"SUCCEEDED", "FAILED", "CANCELLED"}
+
+
+def _http_port(scheduler: Scheduler, job_id: str) -> int:
+    config = json.loads((scheduler.home / "jobs" / job_id / "flows" / "on-demand.json").read_text())
+    return int(config["source"]["config"]["port"])
+
+
+def test_a_cancelled_streaming_job_runs_finally_and_leaves_no_process(
+    scheduler: Scheduler, iris: Path
+):
+    job = scheduler.start_job([iris / "model.yaml", http_streaming_ir(iris)])
+    running = scheduler.wait_for(job["id"], {"RUNNING"} | FINISHED)
+    assert running["state"] == "RUNNING"
+    port = _http_port(scheduler, job["id"])
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            answer = httpx.post(
+                f"http://127.0.0.1:{port}/score",
+                json={
+                    "sepal_length": 5.1,
+                    "sepal_width": 3.5,
+                    "petal_length": 1.4,
+                    "petal_width": 0.2,
+                },
+            )
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the http flow never answered"
+            time.sleep(0.1)
+    assert answer.status_code == 200, answer.text
+    assert scheduler.job_processes(job["id"]), "the job's processes should be running"
+    cancelled = scheduler.http.post(f"/api/v1/jobs/{job['id']}/cancel")
+    assert cancelled.status_code == 202
+    assert cancelled.json()["state"] in ("STOPPING", "CANCELLED")
+    assert scheduler.http.post(f"/api/v1/jobs/{job['id']}/cancel").status_code in (
+        202,
+        409,
+    )  # idempotent
+    done = scheduler.wait_for(job["id"], FINISHED)
+    assert done["state"] == "CANCELLED"
+    assert scheduler.job_processes(job["id"]) == []
+    events = scheduler.http.get(f"/api/v1/jobs/{job['id']}/events").json()
+    assert [e["state"] for e in events][-2:] == ["STOPPING", "CANCELLED"]
+    assert events[-2]["task"] == "finally"
+
+
+def test_a_model_that_cannot_be_downloaded_fails_the_job_with_the_error(
+    scheduler: Scheduler, iris: Path
+):
+    model = iris / "model.yaml"
+    model.write_text(
+        model.read_text().replace("file://model.joblib", "file://missing/model.joblib")
+    )
+    job = scheduler.start_job([model, iris / "batch.yaml"])
+    done = scheduler.wait_for(job["id"], FINISHED)
+    assert done["state"] == "FAILED"
+    assert done["task"] == "install"
+    assert done["reason"] == "ModelLoadFailed"
+    assert "missing/model.joblib" in done["message"]
+    assert done["errors"][0]["msg"] == done["message"]
+    assert scheduler.job_processes(job["id"]) == []
+    logs = scheduler.http.get(f"/api/v1/jobs/{job['id']}/logs", params={"service": "iris"})
+    assert logs.status_code == 200
+    assert "missing/model.joblib" in logs.text
+
+
+def test_a_failing_flow_fails_the_job_with_its_reason(scheduler: Scheduler, iris: Path):
+    batch = iris / "batch.yaml"
+    batch.write_text(
+        batch.read_text().replace("default: input.jsonl", "default: no-such-input.jsonl")
+    )
+    job = scheduler.start_job([iris / "model.yaml", batch])
+    done = scheduler.wait_for(job["id"], FINISHED)
+    assert done["state"] == "FAILED", done
+    assert done["task"] == "wait"
+    assert done["reason"] == "FlowFailed"
+    assert "no-such-input.jsonl" in done["message"]
+
+
+def _slow_batch_ir(folder: Path, records: int = 120) -> list[Path]:
+    """A batch flow slow enough to outlive a scheduler restart: a python step sleeping per batch."""
+    (folder / "slow.py").write_text(
+        "import time\n\ndef transform(records):\n    time.sleep(0.25)\n    return records\n"
+    )
+    rows = ",".join(
+        f'{{"id": {i}, "sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}}'
+        for i in range(records)
+    )
+    path = folder / "slow.yaml"
+    path.write_text(
+        f"""\
+apiVersion: tekscore.dev/v1
+kind: ScoringPipeline
+metadata: {{name: slow}}
+spec:
+  models: [iris]
+  dataChannels:
+    - {{name: rows, direction: source, type: inline, config: {{records: [{rows}]}}}}
+    - {{name: out, direction: sink, type: file, config: {{path: output/slow.jsonl}}}}
+  scoringFlows:
+    - name: slow
+      source: rows
+      sink: out
+      batchSize: 5
+      concurrency: 1
+      steps:
+        - {{type: python, uri: file://slow.py}}
+        - {{type: score, model: iris}}
+"""
+    )
+    return [folder / "model.yaml", path]
+
+
+def test_a_job_survives_a_scheduler_killed_and_restarted(scheduler: Scheduler, iris: Path):
+    job = scheduler.start_job(_slow_batch_ir(iris))
+    scheduler.wait_for(job["id"], {"RUNNING"})
+    processes = scheduler.job_processes(job["id"])
+    assert processes
+    scheduler.kill()
+    assert all(p.is_running() for p in processes), "job processes must outlive the scheduler"
+    scheduler.start()
+    after = scheduler.job(job["id"])
+    assert after["state"] == "RUNNING"
+    done = scheduler.wait_for(job["id"], FINISHED, timeout=120)
+    assert done["state"] == "SUCCEEDED", done
+    assert done["flows"]["slow"]["records_out"] == 120
+    lines = (iris / "output" / "slow.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == list(range(120))
+    assert scheduler.job_processes(job["id"]) == []
+
+
+def test_a_job_whose_processes_died_with_the_scheduler_fails_with_scheduler_restarted(
+    scheduler: Scheduler, iris: Path
+):
+    job = scheduler.start_job(_slow_batch_ir(iris))
+    scheduler.wait_for(job["id"], {"RUNNING"})
+    processes = scheduler.job_processes(job["id"])
+    scheduler.kill()
+    for proc in processes:
+        os.kill(proc.pid, signal.SIGKILL)
+    scheduler.start()
+    done = scheduler.wait_for(job["id"], FINISHED, timeout=60)
+    assert done["state"] == "FAILED"
+    assert done["reason"] == "scheduler-restarted"
+    assert scheduler.job_processes(job["id"]) == []

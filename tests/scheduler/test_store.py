@@ -1,0 +1,81 @@
+"""The SQLite store: atomic create with idempotency keys, cursor pages, filters, and state that
+survives reopening."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from scheduler.schemas import BackendInfo, EventPublic, JobRecord
+from scheduler.states import State
+from scheduler.store import DuplicateKey, Store, decode_cursor
+from tekton.bundle import JobBundle
+
+
+def job(i: int, *, state: State = State.PENDING, labels: dict[str, str] | None = None) -> JobRecord:
+    return JobRecord(
+        id=f"j-{i:010d}",
+        pipeline="p" if i % 2 else "q",
+        state=state,
+        labels=labels or {},
+        created_at=datetime.now(UTC),
+        content_hash="0" * 64,
+        backend=BackendInfo(kind="local"),
+    )
+
+
+def bundle(i: int) -> JobBundle:
+    return JobBundle(job_id=f"j-{i:010d}", pipeline={}, base_dir="/")
+
+
+def event() -> EventPublic:
+    return EventPublic(at=datetime.now(UTC), state=State.PENDING)
+
+
+async def test_jobs_survive_reopening_with_their_events(tmp_path: Path):
+    store = await Store.open(tmp_path / "state.db")
+    await store.create(job(1), bundle(1), event())
+    saved = (await store.get("j-0000000001")).model_copy(update={"state": State.RUNNING})
+    await store.save(saved, EventPublic(at=datetime.now(UTC), state=State.RUNNING))
+    await store.close()
+    store = await Store.open(tmp_path / "state.db")
+    assert (await store.get("j-0000000001")).state == State.RUNNING
+    assert [e.state for e in await store.events("j-0000000001")] == [State.PENDING, State.RUNNING]
+    assert [j.id for j in await store.unfinished()] == ["j-0000000001"]
+    await store.close()
+
+
+async def test_an_idempotency_key_is_taken_once_and_nothing_half_written(tmp_path: Path):
+    store = await Store.open(tmp_path / "state.db")
+    await store.create(job(1), bundle(1), event(), idempotency=("k", "h1"))
+    with pytest.raises(DuplicateKey):
+        await store.create(job(2), bundle(2), event(), idempotency=("k", "h2"))
+    assert await store.get("j-0000000002") is None
+    assert await store.bundle("j-0000000002") is None
+    assert await store.idempotency("k") == ("h1", "j-0000000001")
+    await store.close()
+
+
+async def test_pages_are_newest_first_and_filters_combine(tmp_path: Path):
+    store = await Store.open(tmp_path / "state.db")
+    for i in range(7):
+        await store.create(job(i, labels={"team": "a" if i < 3 else "b"}), bundle(i), event())
+    seen, cursor = [], None
+    while True:
+        page, cursor = await store.list_jobs(limit=3, cursor=cursor)
+        seen += [j.id for j in page]
+        if cursor is None:
+            break
+    assert seen == [f"j-{i:010d}" for i in reversed(range(7))]
+    page, _ = await store.list_jobs(pipeline="p", labels={"team": "b"})
+    assert [j.id for j in page] == ["j-0000000005", "j-0000000003"]
+    assert await store.count_by_state() == {"PENDING": 7}
+    await store.close()
+
+
+@pytest.mark.parametrize("cursor", ["", "!!", "LTE", "YWJj"])
+def test_a_foreign_cursor_is_refused(cursor):
+    with pytest.raises(ValueError, match="not a valid cursor"):
+        decode_cursor(cursor)
