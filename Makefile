@@ -59,7 +59,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 unit: tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rs
 
 test: lint typecheck unit
 

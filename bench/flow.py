@@ -34,9 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples" / "iris"))
 from train import FEATURES, train  # noqa: E402
 
+from ir.values import FlowValues  # noqa: E402
+
 TEKSCORE = Path(sys.executable).parent / "tekscore"
-DEFAULT_BATCH = 256
-DEFAULT_CONCURRENCY = 4
+# the flow defaults of the IR (what a flow gets when its IR says nothing)
+DEFAULT_BATCH = int(FlowValues.model_fields["batch_size"].default)
+DEFAULT_CONCURRENCY = int(FlowValues.model_fields["concurrency"].default)
 
 
 def free_port() -> int:

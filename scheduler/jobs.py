@@ -209,6 +209,25 @@ class JobService:
             state=state, pipeline=pipeline, labels=labels, limit=limit, cursor=cursor
         )
 
+    async def get_public(self, job_id: str) -> bytes:
+        public = await self.store.get_public(job_id)
+        if public is None:
+            raise JobNotFound(job_id)
+        return public
+
+    async def list_public(
+        self,
+        *,
+        state: State | None,
+        pipeline: str | None,
+        labels: dict[str, str],
+        limit: int,
+        cursor: str | None,
+    ) -> bytes:
+        return await self.store.list_public(
+            state=state, pipeline=pipeline, labels=labels, limit=limit, cursor=cursor
+        )
+
     async def count_by_state(self) -> dict[str, int]:
         return await self.store.count_by_state()
 

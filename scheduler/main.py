@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
+        app.state.secret = settings.secret_bytes()
         if settings.backend == "tekton":
             async with tekton_jobs(app):
                 yield

@@ -3,7 +3,10 @@
 Does I/O (aiosqlite). Holds each job's record (as JSON, with its state, pipeline, labels and a
 sequence number indexed for filtering and cursor pagination), the bundle it was started from,
 its events, and the idempotency keys of start requests. A job and the event of its transition
-are written in one transaction, so a crash never leaves one without the other.
+are written in one transaction, so a crash never leaves one without the other. Each job is kept
+twice: the whole record (`data`) and its public JSON (`public`), so a GET or a list page is
+served as stored text without parsing and serialising models; labels (fixed at start) have
+an index table of their own for filters.
 """
 
 from __future__ import annotations
@@ -27,8 +30,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     state TEXT NOT NULL,
     pipeline TEXT NOT NULL,
     labels TEXT NOT NULL,
-    data TEXT NOT NULL
+    data TEXT NOT NULL,
+    public TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS job_labels (
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (key, value, seq)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, seq);
 CREATE INDEX IF NOT EXISTS jobs_pipeline ON jobs (pipeline, seq);
 CREATE TABLE IF NOT EXISTS bundles (id TEXT PRIMARY KEY, data TEXT NOT NULL);
@@ -84,6 +94,7 @@ class Store:
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")
         await db.execute("PRAGMA busy_timeout=5000")
+        await _migrate(db)
         await db.executescript(_SCHEMA)
         return cls(db)
 
@@ -115,9 +126,21 @@ class Store:
     ) -> None:
         try:
             await self._db.execute("BEGIN IMMEDIATE")
-            await self._db.execute(
-                "INSERT INTO jobs (id, state, pipeline, labels, data) VALUES (?, ?, ?, ?, ?)",
-                (job.id, job.state, job.pipeline, _labels(job), job.model_dump_json()),
+            cursor = await self._db.execute(
+                "INSERT INTO jobs (id, state, pipeline, labels, data, public)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    job.id,
+                    job.state,
+                    job.pipeline,
+                    _labels(job),
+                    job.model_dump_json(),
+                    _public(job),
+                ),
+            )
+            await self._db.executemany(
+                "INSERT INTO job_labels (key, value, seq) VALUES (?, ?, ?)",
+                [(k, v, cursor.lastrowid) for k, v in job.labels.items()],
             )
             await self._db.execute(
                 "INSERT INTO bundles (id, data) VALUES (?, ?)", (job.id, bundle.model_dump_json())
@@ -145,8 +168,8 @@ class Store:
         try:
             await self._db.execute("BEGIN IMMEDIATE")
             await self._db.execute(
-                "UPDATE jobs SET state = ?, labels = ?, data = ? WHERE id = ?",
-                (job.state, _labels(job), job.model_dump_json(), job.id),
+                "UPDATE jobs SET state = ?, data = ?, public = ? WHERE id = ?",
+                (job.state, job.model_dump_json(), _public(job), job.id),
             )
             if event is not None:
                 await self._insert_event(job.id, event)
@@ -161,10 +184,13 @@ class Store:
         )
 
     async def get(self, job_id: str) -> JobRecord | None:
-        row = await (
-            await self._db.execute("SELECT data FROM jobs WHERE id = ?", (job_id,))
-        ).fetchone()
-        return JobRecord.model_validate_json(row[0]) if row else None
+        rows = await self._db.execute_fetchall("SELECT data FROM jobs WHERE id = ?", (job_id,))
+        return JobRecord.model_validate_json(next(iter(rows))[0]) if rows else None
+
+    async def get_public(self, job_id: str) -> bytes | None:
+        """The job's public JSON, as stored."""
+        rows = await self._db.execute_fetchall("SELECT public FROM jobs WHERE id = ?", (job_id,))
+        return str(next(iter(rows))[0]).encode() if rows else None
 
     async def bundle(self, job_id: str) -> JobBundle | None:
         cursor = await self._db.execute("SELECT data FROM bundles WHERE id = ?", (job_id,))
@@ -195,6 +221,32 @@ class Store:
         cursor: str | None = None,
     ) -> tuple[list[JobRecord], str | None]:
         """A page of jobs, newest first, and the cursor of the next page."""
+        rows, nxt = await self._page("data", state, pipeline, labels, limit, cursor)
+        return [JobRecord.model_validate_json(r) for r in rows], nxt
+
+    async def list_public(
+        self,
+        *,
+        state: State | None = None,
+        pipeline: str | None = None,
+        labels: dict[str, str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> bytes:
+        """A page of jobs as the API's `{"items": [...], "next": ...}` JSON, from stored text."""
+        rows, nxt = await self._page("public", state, pipeline, labels, limit, cursor)
+        tail = json.dumps(nxt)
+        return ('{"items":[' + ",".join(rows) + '],"next":' + tail + "}").encode()
+
+    async def _page(
+        self,
+        column: str,
+        state: State | None,
+        pipeline: str | None,
+        labels: dict[str, str] | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[str], str | None]:
         where: list[str] = []
         args: list[object] = []
         if state is not None:
@@ -204,21 +256,20 @@ class Store:
             where.append("pipeline = ?")
             args.append(pipeline)
         for key, value in (labels or {}).items():
-            where.append("json_extract(labels, ?) = ?")
-            args += [f'$."{key}"', value]
+            where.append("seq IN (SELECT seq FROM job_labels WHERE key = ? AND value = ?)")
+            args += [key, value]
         if cursor is not None:
             where.append("seq < ?")
             args.append(decode_cursor(cursor))
-        sql = "SELECT seq, data FROM jobs"
+        sql = f"SELECT seq, {column} FROM jobs"  # noqa: S608 (column is one of two constants)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq DESC LIMIT ?"
         args.append(limit + 1)
-        rows = list(await (await self._db.execute(sql, args)).fetchall())
+        rows = list(await self._db.execute_fetchall(sql, args))
         more = len(rows) > limit
         rows = rows[:limit]
-        jobs = [JobRecord.model_validate_json(r[1]) for r in rows]
-        return jobs, encode_cursor(int(rows[-1][0])) if more else None
+        return [str(r[1]) for r in rows], encode_cursor(int(rows[-1][0])) if more else None
 
     async def unfinished(self) -> list[JobRecord]:
         """Every job not yet SUCCEEDED, FAILED or CANCELLED, oldest first."""
@@ -232,6 +283,28 @@ class Store:
     async def count_by_state(self) -> dict[str, int]:
         cursor = await self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")
         return {str(r[0]): int(r[1]) for r in await cursor.fetchall()}
+
+
+def _public(job: JobRecord) -> str:
+    return job.public().model_dump_json()
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    """Bring a state.db of an earlier version up to this schema (adds the public JSON and the
+    label index, filled from the stored records)."""
+    rows = await db.execute_fetchall("PRAGMA table_info(jobs)")
+    columns = {str(r[1]) for r in rows}
+    if not columns or "public" in columns:
+        return
+    await db.execute("ALTER TABLE jobs ADD COLUMN public TEXT NOT NULL DEFAULT ''")
+    await db.executescript(_SCHEMA)
+    for seq, data in await db.execute_fetchall("SELECT seq, data FROM jobs"):
+        job = JobRecord.model_validate_json(data)
+        await db.execute("UPDATE jobs SET public = ? WHERE seq = ?", (_public(job), seq))
+        await db.executemany(
+            "INSERT OR IGNORE INTO job_labels (key, value, seq) VALUES (?, ?, ?)",
+            [(k, v, seq) for k, v in job.labels.items()],
+        )
 
 
 def _labels(job: JobRecord) -> str:

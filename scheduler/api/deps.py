@@ -21,17 +21,17 @@ bearer = HTTPBearer(auto_error=False, description="An API token, or a job's call
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_jobs(request: Request) -> Jobs:
+async def get_jobs(request: Request) -> Jobs:
     jobs: Jobs = request.app.state.jobs
     return jobs
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
@@ -42,6 +42,7 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 def _check(
+    request: Request,
     settings: Settings,
     credentials: HTTPAuthorizationCredentials | None,
     job_id: str | None,
@@ -56,26 +57,34 @@ def _check(
     token = credentials.credentials
     if tokens and is_api_token(tokens, token):
         return
-    if job_id is not None and is_callback_token(settings.secret_bytes(), job_id, token):
+    secret: bytes = request.app.state.secret
+    if job_id is not None and is_callback_token(secret, job_id, token):
         return
     if not tokens and open_without_tokens and job_id is None:
         return
     raise Forbidden()
 
 
-def api_auth(settings: SettingsDep, credentials: Credentials) -> None:
+# async: FastAPI would run plain functions in its thread pool, a hop per dependency per request
+
+
+async def api_auth(request: Request, settings: SettingsDep, credentials: Credentials) -> None:
     """An API token, when any is configured."""
-    _check(settings, credentials, None, open_without_tokens=True)
+    _check(request, settings, credentials, None, open_without_tokens=True)
 
 
-def job_auth(job_id: str, settings: SettingsDep, credentials: Credentials) -> None:
+async def job_auth(
+    job_id: str, request: Request, settings: SettingsDep, credentials: Credentials
+) -> None:
     """An API token (when configured) or this job's callback token."""
-    _check(settings, credentials, job_id, open_without_tokens=True)
+    _check(request, settings, credentials, job_id, open_without_tokens=True)
 
 
-def callback_auth(job_id: str, settings: SettingsDep, credentials: Credentials) -> None:
+async def callback_auth(
+    job_id: str, request: Request, settings: SettingsDep, credentials: Credentials
+) -> None:
     """This job's callback token, or an API token; required even without API tokens."""
-    _check(settings, credentials, job_id, open_without_tokens=False)
+    _check(request, settings, credentials, job_id, open_without_tokens=False)
 
 
 ApiAuth = Depends(api_auth)

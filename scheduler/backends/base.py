@@ -89,6 +89,22 @@ class Jobs(Protocol):
         """A page of jobs, newest first, and the next cursor."""
         ...
 
+    async def get_public(self, job_id: str) -> bytes:
+        """The job's public JSON (what `GET /jobs/{id}` answers); `JobNotFound` when unknown."""
+        ...
+
+    async def list_public(
+        self,
+        *,
+        state: State | None,
+        pipeline: str | None,
+        labels: dict[str, str],
+        limit: int,
+        cursor: str | None,
+    ) -> bytes:
+        """A page of jobs as the JSON of `JobsPublic`."""
+        ...
+
     async def cancel(self, job_id: str) -> JobRecord:
         """Cancel (idempotent); `JobFinished` when it already ended."""
         ...

@@ -56,6 +56,7 @@ from scheduler.schemas import (
     FlowStatus,
     JobCreate,
     JobRecord,
+    JobsPublic,
 )
 from scheduler.states import State
 from scheduler.store import decode_cursor, encode_cursor
@@ -573,6 +574,23 @@ class TektonJobs:
         page = keyed[:limit]
         nxt = encode_cursor(page[-1][0]) if len(keyed) > limit else None
         return [job for _, job in page], nxt
+
+    async def get_public(self, job_id: str) -> bytes:
+        return (await self.get(job_id)).public().model_dump_json().encode()
+
+    async def list_public(
+        self,
+        *,
+        state: State | None,
+        pipeline: str | None,
+        labels: dict[str, str],
+        limit: int,
+        cursor: str | None,
+    ) -> bytes:
+        items, nxt = await self.list_jobs(
+            state=state, pipeline=pipeline, labels=labels, limit=limit, cursor=cursor
+        )
+        return JobsPublic(items=[j.public() for j in items], next=nxt).model_dump_json().encode()
 
     async def count_by_state(self) -> dict[str, int]:
         counts: dict[str, int] = {}

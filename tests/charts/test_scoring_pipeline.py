@@ -27,7 +27,7 @@ from tests.charts.helpers import (
 )
 
 GOLDEN = Path(__file__).parent / "golden" / "iris-batch.yaml"
-CHECKOUT = "<CHECKOUT>"
+CHECKOUT = "/checkout"  # stands for this checkout in the golden file
 
 
 def test_lint_strict_with_defaults() -> None:
@@ -372,10 +372,11 @@ def test_colliding_object_names_fail_the_render(
 
 
 def _golden_text(values: dict[str, Any], tmp_path: Path) -> str:
+    # the checkout's path goes into the values before rendering, so that what helm derives from
+    # them (the ConfigMap checksum annotations) is the same in every checkout
     path = tmp_path / "values.yaml"
-    path.write_text(yaml.safe_dump(values), encoding="utf-8")
-    out = helm("template", "iris-batch", SCORING_CHART, "--namespace", "jobs", "-f", path).stdout
-    return out.replace(str(ROOT), CHECKOUT)
+    path.write_text(yaml.safe_dump(values).replace(str(ROOT), CHECKOUT), encoding="utf-8")
+    return helm("template", "iris-batch", SCORING_CHART, "--namespace", "jobs", "-f", path).stdout
 
 
 def test_golden_iris_batch(iris_batch_values: dict[str, Any], tmp_path: Path) -> None:

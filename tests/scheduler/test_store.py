@@ -3,6 +3,7 @@ survives reopening."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,3 +80,26 @@ async def test_pages_are_newest_first_and_filters_combine(tmp_path: Path):
 def test_a_foreign_cursor_is_refused(cursor):
     with pytest.raises(ValueError, match="not a valid cursor"):
         decode_cursor(cursor)
+
+
+async def test_a_state_db_of_the_first_schema_is_migrated_and_nothing_is_lost(tmp_path: Path):
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "state.db")
+    old.executescript(
+        "CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+        " state TEXT NOT NULL, pipeline TEXT NOT NULL, labels TEXT NOT NULL, data TEXT NOT NULL);"
+    )
+    record = job(3, labels={"team": "a"})
+    old.execute(
+        "INSERT INTO jobs (id, state, pipeline, labels, data) VALUES (?, ?, ?, ?, ?)",
+        (record.id, record.state, record.pipeline, '{"team": "a"}', record.model_dump_json()),
+    )
+    old.commit()
+    old.close()
+    store = await Store.open(tmp_path / "state.db")
+    assert (await store.get(record.id)) == record
+    page = await store.list_public(labels={"team": "a"})
+    assert [item["id"] for item in json.loads(page)["items"]] == [record.id]
+    assert json.loads(await store.get_public(record.id))["state"] == "PENDING"
+    await store.close()
