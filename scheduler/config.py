@@ -6,6 +6,7 @@ the home folder when `TEKSCORE_SECRET` is not set.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import secrets
@@ -87,7 +88,7 @@ class Settings(BaseSettings):
 
     def tokens(self) -> frozenset[str]:
         """The API bearer tokens; empty means no auth (and loopback only)."""
-        return frozenset(t.strip() for t in self.api_tokens.split(",") if t.strip())
+        return _parse_tokens(self.api_tokens)
 
     def secret_bytes(self) -> bytes:
         """The callback-signing secret: `TEKSCORE_SECRET`, else `$home/secret` (created 0600)."""
@@ -107,6 +108,11 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_tokens(value: str) -> frozenset[str]:
+    return frozenset(t.strip() for t in value.split(",") if t.strip())
 
 
 def is_loopback(host: str) -> bool:

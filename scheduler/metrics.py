@@ -40,6 +40,7 @@ class LatencyMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, str], Any] = {}  # labelled histograms, looked up once
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,7 +59,8 @@ class LatencyMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route: Any = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            self.metrics.latency.labels(scope["method"], path, str(status)).observe(
-                time.perf_counter() - start
-            )
+            key = (scope["method"], getattr(route, "path", "unmatched"), str(status))
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = self.metrics.latency.labels(*key)
+            child.observe(time.perf_counter() - start)

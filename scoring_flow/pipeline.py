@@ -76,8 +76,14 @@ class Pipeline:
         label = st.step_label(step)
         pairs: list[tuple[Item, Record]] = []
         payloads: list[Record] = []
+        whole = not step.inputs  # the common case: each record is sent as it is
         for item in items:
             if not item.alive:
+                continue
+            if whole:
+                for record in item.results:
+                    pairs.append((item, record))
+                    payloads.append(record)
                 continue
             try:
                 mine = [st.score_payload(step, r) for r in item.results]

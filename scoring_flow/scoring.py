@@ -137,7 +137,7 @@ class ScoringClient:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_delay(budget),
-                wait=wait_exponential(multiplier=0.1, max=2.0),
+                wait=wait_exponential(multiplier=0.05, max=0.1),
                 retry=retry_if_exception_type(RetriableScoringError),
             ):
                 with attempt:

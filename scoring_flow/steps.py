@@ -195,6 +195,8 @@ def apply_score_answers(
     """Fold the service's answers (one per sent record: a result object, a list of 0..n result
     objects, or `{"$error": reason}`) back into the items."""
     label = step_label(step)
+    if not step.outputs and step.merge and _apply_merged(pairs, answers, label):
+        return
     fresh: dict[int, list[Record]] = {}
     simple = not step.outputs
     for (item, record), answer in zip(pairs, answers, strict=True):
@@ -219,6 +221,27 @@ def apply_score_answers(
             results = fresh.get(id(item))
             if results is not None:
                 item.results = results
+
+
+def _apply_merged(pairs: list[tuple[Item, Record]], answers: list[Any], label: str) -> bool:
+    """The hot path of a merging score step without `outputs`: every item sent one record and
+    got one result object (or a `$error`). False, with nothing changed, when that is not so."""
+    if len(pairs) != len(answers):
+        return False
+    merged: list[tuple[bool, Record]] = []
+    previous: Item | None = None
+    for (item, record), answer in zip(pairs, answers, strict=True):
+        if item is previous or type(answer) is not dict:
+            return False  # an item with several records, or a list answer: the general path
+        previous = item
+        failed = "$error" in answer
+        merged.append((failed, answer if failed else {**record, **answer}))
+    for (item, _), (failed, result) in zip(pairs, merged, strict=True):
+        if failed:
+            item.fail(str(result["$error"]), step=label)
+        else:
+            item.results = [result]
+    return True
 
 
 def _add_results(

@@ -130,7 +130,8 @@ class LocalInstaller:
     # ------------------------------------------------------------------ install
 
     async def install(self, values: Mapping[str, Any]) -> None:
-        """Start every python scoring service, wait until all are ready, then start every flow.
+        """Start every python scoring service, then every flow, and wait until all services are
+        ready (the flows wait for them too).
 
         Raises `TaskFailed` (`InstallFailed`, `ServiceFailed`, `ModelLoadFailed`,
         `ServiceNotReady`); whatever was started is in `processes.json` for `uninstall`.
@@ -175,9 +176,6 @@ class LocalInstaller:
                     exited=watched.exited,
                 )
             )
-        await wait_ready(
-            probes, ready_timeout=self.ready_timeout, poll=self.poll_interval, log=self._log
-        )
 
         for flow, raw in zip(model.scoring_flows, values["scoringFlows"], strict=True):
             config_data = copy.deepcopy(dict(raw))
@@ -209,6 +207,12 @@ class LocalInstaller:
                     port=metrics_port,
                     http_port=http_port,
                 )
+        # flows wait for their services themselves (as on Kubernetes), so they start right away
+        # and their start-up overlaps the services' model loading; install still ends only once
+        # every service is ready, and fails on the first that cannot load its models
+        await wait_ready(
+            probes, ready_timeout=self.ready_timeout, poll=self.poll_interval, log=self._log
+        )
         self._table.installed = True
         self._save()
         self._log.info(
@@ -373,17 +377,24 @@ class LocalInstaller:
     # ------------------------------------------------------------------ uninstall
 
     async def uninstall(self) -> None:
-        """Stop every process of the job (flows first, then services): SIGTERM to each process
-        group, up to `grace_period`, then SIGKILL. Idempotent; works from `processes.json` alone;
-        never signals a process that merely reuses a recorded pid."""
+        """Stop every process of the job (running flows first, then services; all at once when
+        the flows have ended): SIGTERM to each process group, up to `grace_period`, then
+        SIGKILL. Idempotent; works from `processes.json` alone; never signals a process that
+        merely reuses a recorded pid."""
         records = self._all_records()
         if not records:
             self._log.info("nothing to uninstall")
             return
         flows = [r for r in records if r.kind == "flow"]
         services = [r for r in records if r.kind == "service"]
-        await stop_groups(flows, grace_period=self.grace_period, log=self._log)
-        await stop_groups(services, grace_period=self.grace_period, log=self._log)
+        running = [w for w in self._watched if w.record.kind == "flow"]
+        if not running or any(w.popen is None or w.popen.poll() is None for w in running):
+            # a flow still running (or not known to have ended) may be finishing a batch:
+            # stop the flows before their services
+            await stop_groups(flows, grace_period=self.grace_period, log=self._log)
+            await stop_groups(services, grace_period=self.grace_period, log=self._log)
+        else:
+            await stop_groups(flows + services, grace_period=self.grace_period, log=self._log)
         await self._reap()
         self._log.info("job uninstalled", processes=len(records))
 

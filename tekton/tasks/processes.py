@@ -290,7 +290,7 @@ async def stop_groups(
     *,
     grace_period: float,
     log: structlog.typing.FilteringBoundLogger,
-    poll: float = 0.1,
+    poll: float = 0.02,
 ) -> None:
     """SIGTERM each record's group, wait up to `grace_period`, SIGKILL what is left, wait."""
     pending = [r for r in records if signal_group(r, signal.SIGTERM)]

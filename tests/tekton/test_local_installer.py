@@ -254,7 +254,8 @@ async def test_bad_model_uri_fails_install_with_the_download_error(tmp_path: Pat
         assert "Last lines of" in failed.value.message  # the service log's tail
         recorded = table(job_dir)
         assert recorded["installed"] is False
-        assert [p["kind"] for p in recorded["processes"]] == ["service"]  # no flow was started
+        # flows start with the services and wait for them; uninstall (below) stops them all
+        assert [p["kind"] for p in recorded["processes"]] == ["service", "flow"]
         assert (
             LocalInstaller.reattach(
                 job_id="j-bad", job_dir=job_dir, callback_url=None, callback_token=None
