@@ -119,3 +119,42 @@ async def batches_from(
     finally:
         if on_close is not None:
             await asyncio.to_thread(on_close)
+
+
+class StreamSource:
+    """A source read as one byte stream (a file, an S3 object): the decoder opens it lazily in
+    a worker thread, batches come from `batches_from`, there is nothing to commit, and `stop`
+    ends it after the current batch. Subclasses open and close the stream."""
+
+    shard: ShardFilter
+
+    def __init__(self, *, shard: ShardFilter) -> None:
+        self.shard = shard
+        self._stopped = threading.Event()
+
+    def _open_decoder(self) -> Iterator[Decoded]:
+        raise NotImplementedError
+
+    def _close_stream(self) -> None:
+        raise NotImplementedError
+
+    def batches(self, size: int) -> AsyncIterator[SourceBatch]:
+        """Batches of the stream's records (this shard's only)."""
+        return batches_from(
+            self._open_decoder,
+            size=size,
+            shard=self.shard,
+            stopped=self._stopped,
+            on_close=self._close_stream,
+        )
+
+    async def commit(self, batch: SourceBatch) -> None:
+        """Nothing to commit for a stream read from its start."""
+
+    def stop(self) -> None:
+        """Stop after the current batch."""
+        self._stopped.set()
+
+    async def close(self) -> None:
+        """Close the stream if still open."""
+        await asyncio.to_thread(self._close_stream)

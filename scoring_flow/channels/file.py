@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from ir.channels import FileChannel
-from scoring_flow.channels.base import ShardFilter, SourceBatch, batches_from
+from scoring_flow.channels.base import ShardFilter, StreamSource
 from scoring_flow.codecs import Decoded, Encoder, decode
 from scoring_flow.errors import SinkError, SourceError
 from scoring_flow.types import Record
@@ -24,16 +23,15 @@ from scoring_flow.types import Record
 READ_BUFFER = 1 << 20
 
 
-class FileSource:
+class FileSource(StreamSource):
     """Reads a file lazily, one micro-batch at a time."""
 
     kind = "file"
 
     def __init__(self, spec: FileChannel, *, shard: ShardFilter) -> None:
+        super().__init__(shard=shard)
         self.spec = spec
         self.path = Path(spec.config.path)
-        self.shard = shard
-        self._stopped = threading.Event()
         self._fh: IO[bytes] | None = None
 
     async def open(self) -> None:
@@ -50,31 +48,10 @@ class FileSource:
             raise SourceError("file", f"cannot open {self.path}: {exc.strerror}") from exc
         return decode(self.spec.format.encoding, self._fh, self.spec.format.schema_)
 
-    def _close_file(self) -> None:
+    def _close_stream(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
-
-    def batches(self, size: int) -> AsyncIterator[SourceBatch]:
-        """Batches of the file's records (this shard's only)."""
-        return batches_from(
-            self._open_decoder,
-            size=size,
-            shard=self.shard,
-            stopped=self._stopped,
-            on_close=self._close_file,
-        )
-
-    async def commit(self, batch: SourceBatch) -> None:
-        """Nothing to commit for a file."""
-
-    def stop(self) -> None:
-        """Stop after the current batch."""
-        self._stopped.set()
-
-    async def close(self) -> None:
-        """Close the file if still open."""
-        self._close_file()
 
 
 class FileSink:

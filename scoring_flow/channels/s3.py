@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -22,7 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ir.channels import S3Channel
-from scoring_flow.channels.base import ShardFilter, SourceBatch, batches_from
+from scoring_flow.channels.base import ShardFilter, StreamSource
 from scoring_flow.codecs import Decoded, Encoder, decode
 from scoring_flow.errors import SinkError, SourceError
 from scoring_flow.secrets import resolve_optional
@@ -72,17 +71,16 @@ class _BodyReader(io.RawIOBase):
         super().close()
 
 
-class S3Source:
+class S3Source(StreamSource):
     """Streams one object."""
 
     kind = "s3"
 
     def __init__(self, spec: S3Channel, *, shard: ShardFilter) -> None:
+        super().__init__(shard=shard)
         self.spec = spec
-        self.shard = shard
         self._client: Any = None
         self._stream: io.BufferedReader | None = None
-        self._stopped = threading.Event()
 
     async def open(self) -> None:
         """Make the client and check the object exists."""
@@ -106,27 +104,6 @@ class S3Source:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
-
-    def batches(self, size: int) -> AsyncIterator[SourceBatch]:
-        """Batches of the object's records (this shard's only)."""
-        return batches_from(
-            self._open_decoder,
-            size=size,
-            shard=self.shard,
-            stopped=self._stopped,
-            on_close=self._close_stream,
-        )
-
-    async def commit(self, batch: SourceBatch) -> None:
-        """Nothing to commit."""
-
-    def stop(self) -> None:
-        """Stop after the current batch."""
-        self._stopped.set()
-
-    async def close(self) -> None:
-        """Close the stream if still open."""
-        await asyncio.to_thread(self._close_stream)
 
 
 class S3Sink:
