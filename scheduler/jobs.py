@@ -30,6 +30,7 @@ from scheduler.schemas import (
     FlowReport,
     FlowStatus,
     JobCreate,
+    JobQuery,
     JobRecord,
 )
 from scheduler.states import Event, InvalidTransition, State, advance
@@ -196,37 +197,14 @@ class JobService:
         await self.get(job_id)
         return await self.store.events(job_id)
 
-    async def list_jobs(
-        self,
-        *,
-        state: State | None,
-        pipeline: str | None,
-        labels: dict[str, str],
-        limit: int,
-        cursor: str | None,
-    ) -> tuple[list[JobRecord], str | None]:
-        return await self.store.list_jobs(
-            state=state, pipeline=pipeline, labels=labels, limit=limit, cursor=cursor
-        )
-
     async def get_public(self, job_id: str) -> bytes:
         public = await self.store.get_public(job_id)
         if public is None:
             raise JobNotFound(job_id)
         return public
 
-    async def list_public(
-        self,
-        *,
-        state: State | None,
-        pipeline: str | None,
-        labels: dict[str, str],
-        limit: int,
-        cursor: str | None,
-    ) -> bytes:
-        return await self.store.list_public(
-            state=state, pipeline=pipeline, labels=labels, limit=limit, cursor=cursor
-        )
+    async def list_public(self, query: JobQuery) -> bytes:
+        return await self.store.list_public(query)
 
     async def count_by_state(self) -> dict[str, int]:
         return await self.store.count_by_state()

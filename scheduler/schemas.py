@@ -7,6 +7,8 @@ is `tekton.bundle.JobBundle`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -127,6 +129,17 @@ class JobRecord(JobPublic):
     def public(self) -> JobPublic:
         internal = {"outcome", "failed_task", "shard_counters", "shards_completed"}
         return JobPublic.model_validate(self.model_dump(exclude=internal))
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    """What a list of jobs asks for: filters (all must match), page size and cursor."""
+
+    state: State | None = None
+    pipeline: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    limit: int = 50
+    cursor: str | None = None
 
 
 class JobsPublic(_Model):

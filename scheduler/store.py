@@ -19,8 +19,8 @@ from pathlib import Path
 
 import aiosqlite
 
-from scheduler.schemas import EventPublic, JobRecord
-from scheduler.states import FINISHED, State
+from scheduler.schemas import EventPublic, JobQuery, JobRecord
+from scheduler.states import FINISHED
 from tekton.bundle import JobBundle
 
 _SCHEMA = """
@@ -218,46 +218,21 @@ class Store:
         row = await cursor.fetchone()
         return (str(row[0]), str(row[1])) if row else None
 
-    async def list_jobs(
-        self,
-        *,
-        state: State | None = None,
-        pipeline: str | None = None,
-        labels: dict[str, str] | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> tuple[list[JobRecord], str | None]:
+    async def list_jobs(self, query: JobQuery) -> tuple[list[JobRecord], str | None]:
         """A page of jobs, newest first, and the cursor of the next page."""
-        rows, nxt = await self._page("data", state, pipeline, labels, limit, cursor)
+        rows, nxt = self._page("data", query)
         return [JobRecord.model_validate_json(r) for r in rows], nxt
 
-    async def list_public(
-        self,
-        *,
-        state: State | None = None,
-        pipeline: str | None = None,
-        labels: dict[str, str] | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> bytes:
+    async def list_public(self, query: JobQuery) -> bytes:
         """A page of jobs as the API's `{"items": [...], "next": ...}` JSON, from stored text."""
-        rows, nxt = await self._page("public", state, pipeline, labels, limit, cursor)
-        tail = json.dumps(nxt)
-        return ('{"items":[' + ",".join(rows) + '],"next":' + tail + "}").encode()
+        rows, nxt = self._page("public", query)
+        return ('{"items":[' + ",".join(rows) + '],"next":' + json.dumps(nxt) + "}").encode()
 
-    async def _page(
-        self,
-        column: str,
-        state: State | None,
-        pipeline: str | None,
-        labels: dict[str, str] | None,
-        limit: int,
-        cursor: str | None,
-    ) -> tuple[list[str], str | None]:
+    def _page(self, column: str, query: JobQuery) -> tuple[list[str], str | None]:
         where: list[str] = []
         args: list[object] = []
         source, seq = "jobs", "jobs.seq"
-        items = list((labels or {}).items())
+        items = list(query.labels.items())
         if items:  # the first label drives the scan through its index, newest first
             source, seq = "job_labels AS l JOIN jobs ON jobs.seq = l.seq", "l.seq"
             where.append("l.key = ? AND l.value = ?")
@@ -265,23 +240,23 @@ class Store:
         for key, value in items[1:]:
             where.append("jobs.seq IN (SELECT seq FROM job_labels WHERE key = ? AND value = ?)")
             args += [key, value]
-        if state is not None:
+        if query.state is not None:
             where.append("jobs.state = ?")
-            args.append(str(state))
-        if pipeline is not None:
+            args.append(str(query.state))
+        if query.pipeline is not None:
             where.append("jobs.pipeline = ?")
-            args.append(pipeline)
-        if cursor is not None:
+            args.append(query.pipeline)
+        if query.cursor is not None:
             where.append(f"{seq} < ?")
-            args.append(decode_cursor(cursor))
+            args.append(decode_cursor(query.cursor))
         sql = f"SELECT jobs.seq, jobs.{column} FROM {source}"  # noqa: S608 (constants only)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY {seq} DESC LIMIT ?"
-        args.append(limit + 1)
+        args.append(query.limit + 1)
         rows = self._reader.execute(sql, args).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
         return [str(r[1]) for r in rows], encode_cursor(int(rows[-1][0])) if more else None
 
     async def unfinished(self) -> list[JobRecord]:

@@ -16,8 +16,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import ir
-from scheduler.schemas import BackendInfo, EventPublic, FlowReport, JobCreate, JobRecord
-from scheduler.states import State
+from scheduler.schemas import (
+    BackendInfo,
+    EventPublic,
+    FlowReport,
+    JobCreate,
+    JobQuery,
+    JobRecord,
+)
 from tekton.bundle import JobBundle
 
 
@@ -77,32 +83,12 @@ class Jobs(Protocol):
         """A job; `JobNotFound` when unknown."""
         ...
 
-    async def list_jobs(
-        self,
-        *,
-        state: State | None,
-        pipeline: str | None,
-        labels: dict[str, str],
-        limit: int,
-        cursor: str | None,
-    ) -> tuple[list[JobRecord], str | None]:
-        """A page of jobs, newest first, and the next cursor."""
-        ...
-
     async def get_public(self, job_id: str) -> bytes:
         """The job's public JSON (what `GET /jobs/{id}` answers); `JobNotFound` when unknown."""
         ...
 
-    async def list_public(
-        self,
-        *,
-        state: State | None,
-        pipeline: str | None,
-        labels: dict[str, str],
-        limit: int,
-        cursor: str | None,
-    ) -> bytes:
-        """A page of jobs as the JSON of `JobsPublic`."""
+    async def list_public(self, query: JobQuery) -> bytes:
+        """A page of jobs, newest first, as the JSON of `JobsPublic`."""
         ...
 
     async def cancel(self, job_id: str) -> JobRecord:

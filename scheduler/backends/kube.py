@@ -22,21 +22,15 @@ from tenacity import (
     wait_exponential,
 )
 
+from tekton.tasks.kube import transient
+
 log = structlog.get_logger("scheduler.kube")
 
 MERGE_PATCH = "application/merge-patch+json"
-TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
 class Gone(Exception):
     """The watch's resourceVersion expired (410): list again."""
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether an API call that raised `exc` is worth retrying."""
-    if isinstance(exc, ApiException):
-        return exc.status in TRANSIENT_STATUS or exc.status == 0
-    return isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | ConnectionError)
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -46,7 +40,7 @@ def status_of(exc: BaseException) -> int | None:
 async def retried(call: Callable[[], Awaitable[Any]], *, attempts: int = 5) -> Any:
     """`call()`, retried with exponential backoff on transient errors."""
     async for attempt in AsyncRetrying(
-        retry=retry_if_exception(is_transient),
+        retry=retry_if_exception(transient),
         stop=stop_after_attempt(attempts),
         wait=wait_exponential(multiplier=0.2, max=5),
         reraise=True,

@@ -55,6 +55,7 @@ from scheduler.schemas import (
     FlowReport,
     FlowStatus,
     JobCreate,
+    JobQuery,
     JobRecord,
     JobsPublic,
 )
@@ -548,48 +549,30 @@ class TektonJobs:
             del self._memo[gone]
         return [self._record(run, by_run.get(name, [])) for name, run in self.runs.objects.items()]
 
-    async def list_jobs(
-        self,
-        *,
-        state: State | None,
-        pipeline: str | None,
-        labels: dict[str, str],
-        limit: int,
-        cursor: str | None,
-    ) -> tuple[list[JobRecord], str | None]:
-        after = decode_cursor(cursor) if cursor is not None else None
+    def _page(self, query: JobQuery) -> tuple[list[JobRecord], str | None]:
+        after = decode_cursor(query.cursor) if query.cursor is not None else None
         keyed = []
         for job in self._all():
-            if state is not None and job.state != state:
+            if query.state is not None and job.state != query.state:
                 continue
-            if pipeline is not None and job.pipeline != pipeline:
+            if query.pipeline is not None and job.pipeline != query.pipeline:
                 continue
-            if any(job.labels.get(k) != v for k, v in labels.items()):
+            if any(job.labels.get(k) != v for k, v in query.labels.items()):
                 continue
             key = sort_key(job.created_at, job.id)
             if after is not None and key >= after:
                 continue
             keyed.append((key, job))
         keyed.sort(key=lambda kj: kj[0], reverse=True)
-        page = keyed[:limit]
-        nxt = encode_cursor(page[-1][0]) if len(keyed) > limit else None
+        page = keyed[: query.limit]
+        nxt = encode_cursor(page[-1][0]) if len(keyed) > query.limit else None
         return [job for _, job in page], nxt
 
     async def get_public(self, job_id: str) -> bytes:
         return (await self.get(job_id)).public().model_dump_json().encode()
 
-    async def list_public(
-        self,
-        *,
-        state: State | None,
-        pipeline: str | None,
-        labels: dict[str, str],
-        limit: int,
-        cursor: str | None,
-    ) -> bytes:
-        items, nxt = await self.list_jobs(
-            state=state, pipeline=pipeline, labels=labels, limit=limit, cursor=cursor
-        )
+    async def list_public(self, query: JobQuery) -> bytes:
+        items, nxt = self._page(query)
         return JobsPublic(items=[j.public() for j in items], next=nxt).model_dump_json().encode()
 
     async def count_by_state(self) -> dict[str, int]:

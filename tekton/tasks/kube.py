@@ -270,13 +270,14 @@ def callback_secret_name(job_id: str) -> str:
 
 
 def transient(exc: BaseException) -> bool:
-    """An API error worth retrying: 5xx, 429, a connection problem, a timeout."""
+    """A Kubernetes API error worth retrying: 5xx, 429, status 0 (the client could not talk to
+    the apiserver), a connection problem, a timeout. The scheduler's Tekton backend uses it too."""
     import aiohttp
     from kubernetes.aio.client.exceptions import ApiException
 
     if isinstance(exc, ApiException):
         status = exc.status
-        return isinstance(status, int) and (status >= 500 or status == 429)
+        return isinstance(status, int) and (status >= 500 or status in (0, 429))
     return isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | ConnectionError)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.schemas import BackendInfo, EventPublic, JobRecord
+from scheduler.schemas import BackendInfo, EventPublic, JobQuery, JobRecord
 from scheduler.states import State
 from scheduler.store import DuplicateKey, Store, decode_cursor
 from tekton.bundle import JobBundle
@@ -65,12 +65,12 @@ async def test_pages_are_newest_first_and_filters_combine(tmp_path: Path):
         await store.create(job(i, labels={"team": "a" if i < 3 else "b"}), bundle(i), event())
     seen, cursor = [], None
     while True:
-        page, cursor = await store.list_jobs(limit=3, cursor=cursor)
+        page, cursor = await store.list_jobs(JobQuery(limit=3, cursor=cursor))
         seen += [j.id for j in page]
         if cursor is None:
             break
     assert seen == [f"j-{i:010d}" for i in reversed(range(7))]
-    page, _ = await store.list_jobs(pipeline="p", labels={"team": "b"})
+    page, _ = await store.list_jobs(JobQuery(pipeline="p", labels={"team": "b"}))
     assert [j.id for j in page] == ["j-0000000005", "j-0000000003"]
     assert await store.count_by_state() == {"PENDING": 7}
     await store.close()
@@ -99,7 +99,7 @@ async def test_a_state_db_of_the_first_schema_is_migrated_and_nothing_is_lost(tm
     old.close()
     store = await Store.open(tmp_path / "state.db")
     assert (await store.get(record.id)) == record
-    page = await store.list_public(labels={"team": "a"})
+    page = await store.list_public(JobQuery(labels={"team": "a"}))
     assert [item["id"] for item in json.loads(page)["items"]] == [record.id]
     assert json.loads(await store.get_public(record.id))["state"] == "PENDING"
     await store.close()

@@ -15,6 +15,7 @@ from scheduler.schemas import (
     EventPublic,
     JobCreate,
     JobPublic,
+    JobQuery,
     JobsPublic,
     Problem,
 )
@@ -86,7 +87,7 @@ async def list_jobs(
         except ValueError as exc:
             raise _bad_query("cursor", str(exc)) from None
     page = await jobs.list_public(
-        state=state, pipeline=pipeline, labels=labels, limit=limit, cursor=cursor
+        JobQuery(state=state, pipeline=pipeline, labels=labels, limit=limit, cursor=cursor)
     )
     return Response(page, media_type="application/json")
 
