@@ -35,6 +35,8 @@ sys.path.insert(0, str(ROOT / "examples" / "iris"))
 from train import FEATURES, train  # noqa: E402
 
 from ir.values import FlowValues  # noqa: E402
+from scoring_flow.allocator import keep_freed_memory  # noqa: E402
+from scoring_flow.runner import TRIM_THRESHOLD  # noqa: E402
 
 TEKSCORE = Path(sys.executable).parent / "tekscore"
 # the flow defaults of the IR (what a flow gets when its IR says nothing)
@@ -235,6 +237,10 @@ def main() -> None:
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--repeat", type=int, default=2, help="best of N for the main pair")
     args = parser.parse_args()
+    # the limit runs in this process with the allocator tuned as in the flow process, so both
+    # sides keep freed memory for their next chunk (without it glibc's thresholds would depend
+    # on what this process allocated before: write_records raises them as a side effect)
+    keep_freed_memory(TRIM_THRESHOLD)
     with tempfile.TemporaryDirectory(prefix="bench-flow-") as tmp:
         folder = Path(tmp)
         model = train(folder)

@@ -27,7 +27,7 @@ class Item:
     @classmethod
     def of(cls, ordinal: int, record: Record) -> Item:
         """A fresh item whose one result is the record itself."""
-        return cls(ordinal=ordinal, original=record, results=[record])
+        return cls(ordinal, record, [record])  # positional: the hot path of every source
 
     @classmethod
     def bad(cls, ordinal: int, raw: Any, *, reason: str, step: str) -> Item:

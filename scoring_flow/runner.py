@@ -26,6 +26,7 @@ import structlog
 
 from ir.flows import PythonStep
 from ir.values import FlowValues
+from scoring_flow.allocator import keep_freed_memory
 from scoring_flow.channels import ChannelContext, Sink, Source, SourceBatch, make_sink, make_source
 from scoring_flow.config import RuntimeSettings, load_flow_values, summary
 from scoring_flow.errors import ConfigError, FlowError, SourceError
@@ -46,6 +47,9 @@ _InFlight = tuple[SourceBatch, "asyncio.Task[None]", float]
 
 GC_THRESHOLD = 50_000
 """Allocations between collections of the youngest generation (CPython's default: 700)."""
+
+TRIM_THRESHOLD = 256 << 20
+"""Freed memory the C allocator keeps for the next batches instead of returning it to the OS."""
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -187,7 +191,7 @@ class FlowRunner:
             sink = make_sink(flow.sink, ctx)
             dead = make_sink(flow.dead_letter, ctx) if flow.dead_letter else None
             log.info("flow activated", **summary(flow))
-            _tune_gc()
+            _tune_memory()
             await self._move(pipeline, source=source, sink=sink, dead=dead)
 
     async def _until_stopped(self, work: Awaitable[None]) -> None:
@@ -324,13 +328,15 @@ async def _guard(batches: AsyncIterator[SourceBatch]) -> AsyncGenerator[SourceBa
         raise SourceError("source", f"{type(exc).__name__}: {exc}") from exc
 
 
-def _tune_gc() -> None:
+def _tune_memory() -> None:
     """Records are acyclic and freed by reference counting; the cyclic collector would otherwise
     walk every object of the imported libraries again and again while batches allocate millions
-    of dicts. Freeze what start-up made and collect young objects less often."""
+    of dicts. Freeze what start-up made and collect young objects less often. And keep freed
+    memory for the next batch instead of handing it back to the OS (`keep_freed_memory`)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD, 50, 100)
+    keep_freed_memory(TRIM_THRESHOLD)
 
 
 async def _quietly(fn: Callable[[], Awaitable[None]]) -> None:

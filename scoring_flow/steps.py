@@ -228,19 +228,16 @@ def _apply_merged(pairs: list[tuple[Item, Record]], answers: list[Any], label: s
     got one result object (or a `$error`). False, with nothing changed, when that is not so."""
     if len(pairs) != len(answers):
         return False
-    merged: list[tuple[bool, Record]] = []
     previous: Item | None = None
-    for (item, record), answer in zip(pairs, answers, strict=True):
+    for (item, _), answer in zip(pairs, answers, strict=True):
         if item is previous or type(answer) is not dict:
             return False  # an item with several records, or a list answer: the general path
         previous = item
-        failed = "$error" in answer
-        merged.append((failed, answer if failed else {**record, **answer}))
-    for (item, _), (failed, result) in zip(pairs, merged, strict=True):
-        if failed:
-            item.fail(str(result["$error"]), step=label)
+    for (item, record), answer in zip(pairs, answers, strict=True):
+        if "$error" in answer:
+            item.fail(str(answer["$error"]), step=label)
         else:
-            item.results = [result]
+            item.results = [{**record, **answer}]
     return True
 
 
