@@ -142,6 +142,16 @@ class JobQuery:
     cursor: str | None = None
 
 
+class JobListParams(BaseModel):
+    """The query of `GET /api/v1/jobs`, validated as one model (one pass per request)."""
+
+    state: State | None = None
+    pipeline: str | None = Field(default=None, max_length=63)
+    label: list[str] = Field(default_factory=list, description="key=value, repeatable")
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: str | None = Field(default=None, max_length=64)
+
+
 class JobsPublic(_Model):
     """A page of jobs, newest first; `next` is the cursor of the following page."""
 

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the app's state (settings, jobs, metrics) and auth.
+"""FastAPI dependencies: the app's state (jobs, metrics) and auth.
 
 No I/O. `ApiAuth` requires an API bearer token when any is configured; `JobAuth` also accepts
 the job's callback token; `CallbackAuth` always requires one of the two.
@@ -21,11 +21,6 @@ bearer = HTTPBearer(auto_error=False, description="An API token, or a job's call
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 async def get_jobs(request: Request) -> Jobs:
     jobs: Jobs = request.app.state.jobs
     return jobs
@@ -36,19 +31,18 @@ async def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 JobsDep = Annotated[Jobs, Depends(get_jobs)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 def _check(
     request: Request,
-    settings: Settings,
     credentials: HTTPAuthorizationCredentials | None,
     job_id: str | None,
     *,
     open_without_tokens: bool,
 ) -> None:
+    settings: Settings = request.app.state.settings
     tokens = settings.tokens()
     if credentials is None:
         if not tokens and open_without_tokens:
@@ -65,26 +59,24 @@ def _check(
     raise Forbidden()
 
 
-# async: FastAPI would run plain functions in its thread pool, a hop per dependency per request
+# async: FastAPI would run plain functions in its thread pool, a hop per dependency per request;
+# the settings come from the app state, not from a dependency of their own: one dependency less
+# to solve on every request
 
 
-async def api_auth(request: Request, settings: SettingsDep, credentials: Credentials) -> None:
+async def api_auth(request: Request, credentials: Credentials) -> None:
     """An API token, when any is configured."""
-    _check(request, settings, credentials, None, open_without_tokens=True)
+    _check(request, credentials, None, open_without_tokens=True)
 
 
-async def job_auth(
-    job_id: str, request: Request, settings: SettingsDep, credentials: Credentials
-) -> None:
+async def job_auth(job_id: str, request: Request, credentials: Credentials) -> None:
     """An API token (when configured) or this job's callback token."""
-    _check(request, settings, credentials, job_id, open_without_tokens=True)
+    _check(request, credentials, job_id, open_without_tokens=True)
 
 
-async def callback_auth(
-    job_id: str, request: Request, settings: SettingsDep, credentials: Credentials
-) -> None:
+async def callback_auth(job_id: str, request: Request, credentials: Credentials) -> None:
     """This job's callback token, or an API token; required even without API tokens."""
-    _check(request, settings, credentials, job_id, open_without_tokens=False)
+    _check(request, credentials, job_id, open_without_tokens=False)
 
 
 ApiAuth = Depends(api_auth)

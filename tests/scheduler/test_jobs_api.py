@@ -250,6 +250,9 @@ def test_listing_filters_and_pages_with_a_cursor(scheduler: Scheduler, iris: Pat
     assert scheduler.http.get("/api/v1/jobs", params={"pipeline": "other"}).json()["items"] == []
     assert scheduler.http.get("/api/v1/jobs", params={"cursor": "garbage!"}).status_code == 422
     assert scheduler.http.get("/api/v1/jobs", params={"label": "novalue"}).status_code == 422
+    too_small = scheduler.http.get("/api/v1/jobs", params={"limit": 0})
+    assert too_small.status_code == 422
+    assert [e["loc"] for e in too_small.json()["errors"]] == [["query", "limit"]]
     for job_id in ids:
         scheduler.wait_for(job_id, {"SUCCEEDED"})
     done = scheduler.http.get("/api/v1/jobs", params={"state": "SUCCEEDED"}).json()["items"]

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 
 from scheduler.api.deps import ApiAuth, JobAuth, JobsDep
+from scheduler.api.query import parse_query, query_openapi
 from scheduler.errors import JobNotFound
 from scheduler.schemas import (
     ErrorBody,
     EventPublic,
     JobCreate,
+    JobListParams,
     JobPublic,
     JobQuery,
     JobsPublic,
     Problem,
 )
-from scheduler.states import State
 from scheduler.store import decode_cursor
 from tekton.bundle import JobBundle
 
@@ -65,31 +66,30 @@ async def start_job(
     dependencies=[ApiAuth],
     response_model=JobsPublic,
     responses={422: {"model": ErrorBody, "description": "Bad filter or cursor."}, **_AUTH},
+    openapi_extra=query_openapi(JobListParams),
 )
-async def list_jobs(
-    jobs: JobsDep,
-    state: State | None = None,
-    pipeline: Annotated[str | None, Query(max_length=63)] = None,
-    label: Annotated[list[str] | None, Query(description="key=value, repeatable")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
-) -> Response:
+async def list_jobs(request: Request, jobs: JobsDep) -> Response:
     """Jobs, newest first, filtered; follow `next` for the following page."""
+    params = parse_query(JobListParams, request.query_params)
     labels: dict[str, str] = {}
-    for item in label or []:
+    for item in params.label:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise _bad_query("label", f"expected key=value, got {item!r}")
         labels[key] = value
-    if cursor is not None:
+    if params.cursor is not None:
         try:
-            decode_cursor(cursor)
+            decode_cursor(params.cursor)
         except ValueError as exc:
             raise _bad_query("cursor", str(exc)) from None
-    page = await jobs.list_public(
-        JobQuery(state=state, pipeline=pipeline, labels=labels, limit=limit, cursor=cursor)
+    query = JobQuery(
+        state=params.state,
+        pipeline=params.pipeline,
+        labels=labels,
+        limit=params.limit,
+        cursor=params.cursor,
     )
-    return Response(page, media_type="application/json")
+    return Response(await jobs.list_public(query), media_type="application/json")
 
 
 def _bad_query(name: str, msg: str) -> RequestValidationError:
