@@ -1,7 +1,7 @@
 """Query strings validated by one pydantic model per route, and that model's OpenAPI parameters.
 
 No I/O. FastAPI resolves each declared query parameter on every request through its generic
-dependency machinery (about 10 µs per parameter here, more than the SQL of a page: see
+dependency machinery (about 8 µs per parameter here, as much as the SQL of a page: see
 docs/benchmarks.md); a route with several filters reads `request.query_params` with
 `parse_query` instead, and declares the same parameters in its OpenAPI operation with
 `query_openapi`, so clients generated from the schema are unchanged. Errors are FastAPI's own
