@@ -4,8 +4,9 @@ glibc's malloc hands freed memory at the top of its heaps back to the OS (trim) 
 `M_TRIM_THRESHOLD` is free, and serves blocks above `M_MMAP_THRESHOLD` with their own mmap. A
 flow frees a whole batch's records, bodies and encoded output every few milliseconds, so by
 default the next batch pays the page faults (and the kernel's zeroing) for the same memory
-again: a quarter to a third of the flow's CPU (see docs/scoring-flow.md). Raising both thresholds keeps
-the memory for reuse; the peak RSS, bounded by batchSize x concurrency, does not change.
+again: a quarter to a third of the flow's CPU (see docs/scoring-flow.md). Raising both
+thresholds keeps the memory for reuse; the peak RSS, bounded by batchSize x concurrency, does
+not change.
 
 Best effort: on a C library without glibc's `mallopt` (musl, macOS) nothing happens.
 """
