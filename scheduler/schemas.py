@@ -1,18 +1,21 @@
 """The API's request and response shapes (pydantic v2), one family per resource.
 
-Pure data, no I/O: `JobCreate` (start request), `JobPublic` / `JobsPublic` (status), `FlowReport`
-(flow callbacks), `EventPublic`, `ErrorBody` (422s). The job bundle the install task fetches
-is `tekton.bundle.JobBundle`.
+Pure data, no I/O: `JobCreate` (start request), `JobPublic` / `JobsPublic` (status), the list
+query (`JobListParams` as it comes in, `JobQuery` as backends read it, the page cursor codec),
+`FlowReport` (flow callbacks), `EventPublic`, `ErrorBody` (422s). The job bundle the install task
+fetches is `tekton.bundle.JobBundle`.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
 from scheduler.states import State
 from tekton.bundle import IRFiles
@@ -142,6 +145,23 @@ class JobQuery:
     cursor: str | None = None
 
 
+def encode_cursor(seq: int) -> str:
+    """The opaque `next` cursor of a page that ends at sequence number `seq`."""
+    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The sequence number in a cursor; ValueError when it is not one of ours."""
+    padded = cursor + "=" * (-len(cursor) % 4)
+    try:
+        value = int(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not a valid cursor: {cursor!r}") from exc
+    if value < 0:
+        raise ValueError(f"not a valid cursor: {cursor!r}")
+    return value
+
+
 class JobListParams(BaseModel):
     """The query of `GET /api/v1/jobs`, validated as one model (one pass per request)."""
 
@@ -150,6 +170,38 @@ class JobListParams(BaseModel):
     label: list[str] = Field(default_factory=list, description="key=value, repeatable")
     limit: int = Field(default=50, ge=1, le=500)
     cursor: str | None = Field(default=None, max_length=64)
+
+    @field_validator("label")
+    @classmethod
+    def _pairs(cls, value: list[str]) -> list[str]:
+        for item in value:
+            key, sep, _ = item.partition("=")
+            if not sep or not key:
+                raise PydanticCustomError(
+                    "value_error", "expected key=value, got {item}", {"item": repr(item)}
+                )
+        return value
+
+    @field_validator("cursor")
+    @classmethod
+    def _ours(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                decode_cursor(value)
+            except ValueError as exc:
+                raise PydanticCustomError("value_error", "{reason}", {"reason": str(exc)}) from None
+        return value
+
+    def query(self) -> JobQuery:
+        """The store's query: the labels as a mapping (a repeated key: the last one wins)."""
+        labels = dict(item.split("=", 1) for item in self.label)
+        return JobQuery(
+            state=self.state,
+            pipeline=self.pipeline,
+            labels=labels,
+            limit=self.limit,
+            cursor=self.cursor,
+        )
 
 
 class JobsPublic(_Model):

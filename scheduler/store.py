@@ -12,14 +12,13 @@ an index table of their own for filters.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import sqlite3
 from pathlib import Path
 
 import aiosqlite
 
-from scheduler.schemas import EventPublic, JobQuery, JobRecord
+from scheduler.schemas import EventPublic, JobQuery, JobRecord, decode_cursor, encode_cursor
 from scheduler.states import FINISHED
 from tekton.bundle import JobBundle
 
@@ -62,22 +61,6 @@ class StoreError(Exception):
 
 class DuplicateKey(StoreError):
     """The idempotency key is taken (by a concurrent request)."""
-
-
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    """The sequence number in a cursor; ValueError when it is not one of ours."""
-    padded = cursor + "=" * (-len(cursor) % 4)
-    try:
-        value = int(base64.urlsafe_b64decode(padded.encode()).decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"not a valid cursor: {cursor!r}") from exc
-    if value < 0:
-        raise ValueError(f"not a valid cursor: {cursor!r}")
-    return value
 
 
 class Store:

@@ -58,9 +58,10 @@ from scheduler.schemas import (
     JobQuery,
     JobRecord,
     JobsPublic,
+    decode_cursor,
+    encode_cursor,
 )
 from scheduler.states import State
-from scheduler.store import decode_cursor, encode_cursor
 from tekton import pipelinerun as pr
 from tekton.bundle import JobBundle, render_bundle
 from tekton.status import job_status, parse_time

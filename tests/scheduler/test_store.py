@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.schemas import BackendInfo, EventPublic, JobQuery, JobRecord
+from scheduler.schemas import BackendInfo, EventPublic, JobQuery, JobRecord, decode_cursor
 from scheduler.states import State
-from scheduler.store import DuplicateKey, Store, decode_cursor
+from scheduler.store import DuplicateKey, Store
 from tekton.bundle import JobBundle
 
 

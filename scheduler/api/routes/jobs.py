@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 
 from scheduler.api.deps import ApiAuth, JobAuth, JobsDep
@@ -17,11 +16,9 @@ from scheduler.schemas import (
     JobCreate,
     JobListParams,
     JobPublic,
-    JobQuery,
     JobsPublic,
     Problem,
 )
-from scheduler.store import decode_cursor
 from tekton.bundle import JobBundle
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -70,30 +67,8 @@ async def start_job(
 )
 async def list_jobs(request: Request, jobs: JobsDep) -> Response:
     """Jobs, newest first, filtered; follow `next` for the following page."""
-    params = parse_query(JobListParams, request.query_params)
-    labels: dict[str, str] = {}
-    for item in params.label:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise _bad_query("label", f"expected key=value, got {item!r}")
-        labels[key] = value
-    if params.cursor is not None:
-        try:
-            decode_cursor(params.cursor)
-        except ValueError as exc:
-            raise _bad_query("cursor", str(exc)) from None
-    query = JobQuery(
-        state=params.state,
-        pipeline=params.pipeline,
-        labels=labels,
-        limit=params.limit,
-        cursor=params.cursor,
-    )
+    query = parse_query(JobListParams, request.query_params).query()
     return Response(await jobs.list_public(query), media_type="application/json")
-
-
-def _bad_query(name: str, msg: str) -> RequestValidationError:
-    return RequestValidationError([{"loc": ("query", name), "msg": msg, "type": "value_error"}])
 
 
 @router.get(
