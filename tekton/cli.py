@@ -39,6 +39,10 @@ SchedulerUrl = Annotated[
 LogLevel = Annotated[
     str, typer.Option("--log-level", envvar="TEKSCORE_LOG_LEVEL", help="debug, info, warning.")
 ]
+HelmTimeout = Annotated[
+    str, typer.Option("--timeout", envvar="PARAM_TIMEOUT", help="helm --timeout (a Go duration).")
+]
+Helm = Annotated[str, typer.Option("--helm", envvar="TEKSCORE_HELM", help="The helm executable.")]
 
 
 def configure_logging(level: str) -> None:
@@ -101,9 +105,7 @@ def register(app: typer.Typer) -> None:
             Path,
             typer.Option(envvar="PARAM_CHART", help="Path of the scoring-pipeline chart."),
         ] = Path("/app/charts/scoring-pipeline"),
-        timeout: Annotated[
-            str, typer.Option(envvar="PARAM_TIMEOUT", help="helm --timeout (a Go duration).")
-        ] = "10m",
+        timeout: HelmTimeout = "10m",
         ir_dir: Annotated[
             Path | None,
             typer.Option(
@@ -116,9 +118,7 @@ def register(app: typer.Typer) -> None:
                 "--result-path", envvar="RESULT_RELEASE_PATH", help="Write the release name here."
             ),
         ] = None,
-        helm: Annotated[
-            str, typer.Option(envvar="TEKSCORE_HELM", help="The helm executable.")
-        ] = "helm",
+        helm: Helm = "helm",
         log_level: LogLevel = "info",
     ) -> None:
         """Pre-process the job and `helm upgrade --install --wait` the scoring-pipeline chart."""
@@ -169,12 +169,8 @@ def register(app: typer.Typer) -> None:
         wait_reason: Annotated[
             str, typer.Option(envvar="PARAM_WAIT_REASON", help="The wait task's reason.")
         ] = "",
-        timeout: Annotated[
-            str, typer.Option(envvar="PARAM_TIMEOUT", help="helm --timeout (a Go duration).")
-        ] = "5m",
-        helm: Annotated[
-            str, typer.Option(envvar="TEKSCORE_HELM", help="The helm executable.")
-        ] = "helm",
+        timeout: HelmTimeout = "5m",
+        helm: Helm = "helm",
         log_level: LogLevel = "info",
     ) -> None:
         """helm uninstall, delete the callback Secret, report the wait task's outcome."""
