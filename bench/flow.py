@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples" / "iris"))
 from train import FEATURES, train  # noqa: E402
 
+from common.ports import free_port  # noqa: E402
 from ir.values import FlowValues  # noqa: E402
 from scoring_flow.allocator import keep_freed_memory  # noqa: E402
 from scoring_flow.runner import TRIM_THRESHOLD  # noqa: E402
@@ -42,12 +42,6 @@ TEKSCORE = Path(sys.executable).parent / "tekscore"
 # the flow defaults of the IR (what a flow gets when its IR says nothing)
 DEFAULT_BATCH = int(FlowValues.model_fields["batch_size"].default)
 DEFAULT_CONCURRENCY = int(FlowValues.model_fields["concurrency"].default)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_records(path: Path, count: int, seed: int = 7) -> None:

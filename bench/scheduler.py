@@ -34,7 +34,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "examples" / "iris"))
 
+from common.ports import free_port  # noqa: E402
+
 TEKSCORE = str(Path(sys.executable).parent / "tekscore")
 TOKEN = "bench-api-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -70,12 +71,6 @@ spec:
   scoringFlows:
     - {name: copy, source: rows, sink: nowhere, steps: [{type: map, set: {seen: true}}]}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def uptime() -> str:

@@ -48,17 +48,13 @@ from typing import Any
 
 import httpx
 
+from common.ports import free_port
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MLSERVER_VENV = HERE / ".venv-mlserver"
 MLSERVER_PINS = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1"]
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ensure_mlserver() -> Path:

@@ -1,14 +1,16 @@
 """The tekscore IR: models of the five document kinds, loading with file:line errors, and
 pre-processing into the one Helm values file (DESIGN.md section 2).
 
-Imports nothing else of ours. Pure except the loaders that read files (`load_paths`,
-`load_registry`, `load_globals`). Typical use::
+Imports nothing of ours but `common`. Pure except the loaders that read files (`load_paths`,
+`load_registry`, `load_globals`, `read_registry`). The job bundle (`JobBundle`, `render_bundle`)
+is the input of pre-processing for one job, as the scheduler stores it. Typical use::
 
     docs = load_paths([Path("examples/iris")])
     rendered = preprocess(docs, parameters={"batchSize": 512})
     rendered.text          # the values file, deterministic YAML
 """
 
+from ir.bundle import IRFiles, JobBundle, Pipeline, read_registry, render_bundle
 from ir.errors import IRError, IRValidationError, Issue
 from ir.globals import apply_globals, load_globals
 from ir.loader import SourceDoc, expand_paths, load_objects, load_paths, load_registry, load_texts
@@ -22,10 +24,13 @@ __all__ = [
     "FlowValues",
     "GlobalValues",
     "IRError",
+    "IRFiles",
     "IRValidationError",
     "Issue",
+    "JobBundle",
     "JobInfo",
     "JobValues",
+    "Pipeline",
     "Rendered",
     "ServiceValues",
     "SourceDoc",
@@ -40,6 +45,8 @@ __all__ = [
     "load_registry",
     "load_texts",
     "preprocess",
+    "read_registry",
+    "render_bundle",
     "to_yaml",
     "values_json_schema",
 ]

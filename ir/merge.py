@@ -2,27 +2,19 @@
 
 Pure, no I/O. Each definition becomes a fragment (`{"scoringFlows": {name: spec}}`, ...) merged
 with deepmerge (lists replaced, dicts merged); a name defined twice with different content is an
-error naming both places, the same content twice is harmless. Then the tree is assembled into the
-values shape: models inlined into services, one python service derived for every model no
-service serves, each score step's service chosen, each flow's endpoints listed.
+error naming both places, the same content twice is harmless. `ir.assemble` then turns the tree
+into the values shape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from deepmerge import Merger
-from pydantic import ValidationError
 
 from ir.collect import Collected, Entry
 from ir.errors import Issue
-from ir.loader import clean_loc
 from ir.lookup import ResolvedFlow, dump
-from ir.values import FlowValues, ServiceValues
-
-SERVICE_PORT = 8080
-"""The port of every scoring service the chart deploys (and the Service in front of it)."""
 
 _MERGER = Merger(
     [(list, ["override"]), (dict, ["merge"]), (set, ["union"])], ["override"], ["override"]
@@ -62,172 +54,3 @@ def merge_definitions(
             fragment = {section: {entry.name: body if body is not None else dump(entry.spec)}}
             _MERGER.merge(tree, fragment)
     return tree, issues
-
-
-def service_host(job_id: str, service: str) -> str:
-    """The Kubernetes Service name the chart gives a scoring service: `<job>-<service>`, max 63."""
-    return f"{job_id}-{service}"[:63].rstrip("-")
-
-
-def assemble(
-    collected: Collected,
-    tree: Mapping[str, Any],
-    flows: list[ResolvedFlow],
-    *,
-    job: Mapping[str, Any],
-) -> tuple[dict[str, Any], list[Issue]]:
-    """The values tree (without `global` and `contentHash`) from the merged definitions."""
-    issues: list[Issue] = []
-    models: Mapping[str, Any] = tree.get("models", {})
-    member_models = [e.name for e in collected.members.get("Model", [])]
-    services: dict[str, dict[str, Any]] = {}
-    for entry in collected.members.get("ScoringService", []):
-        spec = dict(tree["scoringServices"][entry.name])
-        inlined = []
-        for i, model in enumerate(spec["models"]):
-            if model not in models:
-                known = ", ".join(sorted(models)) or "(none)"
-                issues.append(
-                    entry.where.issue(("models", i), f"unknown model {model!r}; known: {known}")
-                )
-                continue
-            inlined.append({**models[model], "name": model})
-        if spec.get("runtime", "python") == "python":
-            spec["url"] = f"http://{service_host(job['id'], entry.name)}:{SERVICE_PORT}"
-        services[entry.name] = {**spec, "name": entry.name, "models": inlined, "derived": False}
-    served = {m["name"] for s in services.values() for m in s["models"]}
-    for name in member_models:
-        if name in served:
-            continue
-        model = models[name]
-        if name in services:
-            where = collected.first("Model", name)
-            assert where is not None
-            issues.append(
-                where.where.issue(
-                    (),
-                    f"model {name!r} has no service and a service named {name!r} "
-                    "exists: add the model to a service's models",
-                )
-            )
-            continue
-        external = model["type"] == "external"
-        services[name] = {
-            "name": name,
-            "runtime": "external" if external else "python",
-            "url": model["uri"]
-            if external
-            else f"http://{service_host(job['id'], name)}:{SERVICE_PORT}",
-            "models": [{**model, "name": name}],
-            "derived": True,
-        }
-    serving: dict[str, list[str]] = {}
-    for name in sorted(services):
-        for model in services[name]["models"]:
-            serving.setdefault(model["name"], []).append(name)
-    out_flows = []
-    for flow in flows:
-        data, flow_issues = _resolve_steps(flow, services, serving)
-        issues += flow_issues
-        if flow_issues:
-            continue
-        try:
-            data = dump(FlowValues.model_validate(data))
-        except ValidationError as exc:
-            for error in exc.errors():
-                loc = clean_loc(data, error["loc"])
-                issues.append(flow.issue(loc, str(error["msg"]).removeprefix("Value error, ")))
-            continue
-        out_flows.append(data)
-    if not collected.members.get("ScoringFlow"):
-        issues.append(
-            collected.pipeline.where.issue(("spec",), "a pipeline needs at least one scoring flow")
-        )
-    values = {
-        "job": dict(job),
-        "scoringServices": [
-            dump(ServiceValues.model_validate(services[n])) for n in sorted(services)
-        ],
-        "scoringFlows": sorted(out_flows, key=lambda f: f["name"]),
-    }
-    return values, issues
-
-
-def _resolve_steps(
-    flow: ResolvedFlow,
-    services: Mapping[str, Mapping[str, Any]],
-    serving_index: Mapping[str, list[str]],
-) -> tuple[dict[str, Any], list[Issue]]:
-    data = dict(flow.data)
-    issues: list[Issue] = []
-    steps = []
-    used: dict[str, dict[str, Any]] = {}
-    for i, step in enumerate(data.get("steps", [])):
-        if step.get("type") != "score":
-            steps.append(step)
-            continue
-        model = step["model"]
-        serving = serving_index.get(model, [])
-        chosen = step.get("service")
-        if chosen is not None and chosen not in serving:
-            msg = (
-                f"service {chosen!r} does not serve model {model!r}"
-                if chosen in services
-                else f"unknown scoring service {chosen!r}; known: {_names(services)}"
-            )
-            issues.append(flow.issue(("steps", i, "service"), msg))
-            continue
-        if chosen is None:
-            if not serving:
-                issues.append(
-                    flow.issue(
-                        ("steps", i, "model"),
-                        f"no scoring service of the pipeline serves model {model!r}",
-                    )
-                )
-                continue
-            if len(serving) > 1:
-                issues.append(
-                    flow.issue(
-                        ("steps", i, "model"),
-                        f"several services serve model {model!r} ({', '.join(serving)}): "
-                        "name one with `service`",
-                    )
-                )
-                continue
-            chosen = serving[0]
-        svc = services[chosen]
-        used[chosen] = {
-            "url": svc["url"],
-            "protocol": "records" if svc["runtime"] == "python" else "v2",
-            "models": sorted(m["name"] for m in svc["models"]),
-        }
-        steps.append({**step, "service": chosen})
-    data["steps"] = steps
-    data["services"] = used
-    data["secrets"] = secret_refs(data)
-    return data, issues
-
-
-def secret_refs(node: Any) -> list[dict[str, str]]:
-    """Every `{secretRef: {name, key}}` below `node`, sorted and unique."""
-    found: set[tuple[str, str]] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            ref = value.get("secretRef")
-            if isinstance(ref, dict) and set(value) == {"secretRef"}:
-                found.add((str(ref.get("name")), str(ref.get("key"))))
-                return
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    walk({k: v for k, v in node.items() if k in ("source", "sink", "deadLetter")})
-    return [{"name": n, "key": k} for n, k in sorted(found)]
-
-
-def _names(names: Any) -> str:
-    return ", ".join(sorted(names)) or "(none)"

@@ -14,12 +14,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ir.assemble import assemble
 from ir.collect import Entry, Where, absolute, collect
 from ir.errors import IRValidationError, Issue
 from ir.globals import apply_globals
 from ir.loader import SourceDoc
 from ir.lookup import lookup_channels, resolve_paths
-from ir.merge import assemble, merge_definitions
+from ir.merge import merge_definitions
 from ir.parameters import apply_parameters, resolve_parameters
 from ir.perf import paused_gc
 from ir.render import to_yaml, with_hash

@@ -22,10 +22,22 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+from common.fields import FieldType
+from common.names import Name
 
-Name = Annotated[str, StringConstraints(pattern=DNS1123_LABEL, max_length=63)]
-"""A DNS-1123 label: lower-case letters, digits and '-', at most 63, alphanumeric at both ends."""
+__all__ = [
+    "FieldSpec",
+    "FieldType",
+    "IRModel",
+    "Name",
+    "ParamNonNegativeInt",
+    "ParamPositiveFloat",
+    "ParamPositiveInt",
+    "Resources",
+    "Schema",
+    "SecretKeyRef",
+    "SecretRef",
+]
 
 PARAM_NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
 PARAM_REF_RE = re.compile(r"^\$\{(" + PARAM_NAME + r")\}$")
@@ -84,9 +96,6 @@ class SecretRef(IRModel):
     """The only way an IR names a credential: `{secretRef: {name, key}}`, never its value."""
 
     secret_ref: SecretKeyRef
-
-
-FieldType = Literal["boolean", "int", "long", "float", "double", "string", "bytes"]
 
 
 class FieldSpec(IRModel):

@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 import ir
+from ir.bundle import JobBundle, render_bundle
 from scheduler.backends.base import Backend
 from scheduler.errors import IdempotencyConflict, JobFinished, JobNotFound
 from scheduler.schemas import (
@@ -35,7 +36,6 @@ from scheduler.schemas import (
 )
 from scheduler.states import Event, InvalidTransition, State, advance
 from scheduler.store import DuplicateKey, Store
-from tekton.bundle import JobBundle, render_bundle
 
 log = structlog.get_logger("scheduler.jobs")
 

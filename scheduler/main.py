@@ -18,17 +18,17 @@ import structlog
 from fastapi import FastAPI
 
 import ir
+from common.logs import configure_logging
+from ir.bundle import read_registry
 from scheduler.api import errors
 from scheduler.api.routes import flows, health, jobs, pipelines
 from scheduler.backends.base import Backend
 from scheduler.config import Settings
 from scheduler.jobs import JobService
-from scheduler.logs import configure_logging
 from scheduler.metrics import LatencyMiddleware, Metrics
 from scheduler.schemas import JobRecord
 from scheduler.states import Event
 from scheduler.store import Store
-from tekton.bundle import read_registry
 
 log = structlog.get_logger("scheduler")
 

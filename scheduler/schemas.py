@@ -3,7 +3,7 @@
 Pure data, no I/O: `JobCreate` (start request), `JobPublic` / `JobsPublic` (status), the list
 query (`JobListParams` as it comes in, `JobQuery` as backends read it, the page cursor codec),
 `FlowReport` (flow callbacks), `EventPublic`, `ErrorBody` (422s). The job bundle the install task
-fetches is `tekton.bundle.JobBundle`.
+fetches is `ir.bundle.JobBundle`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
+from ir.bundle import IRFiles
 from scheduler.states import State
-from tekton.bundle import IRFiles
 
 Scalar = str | int | float | bool
 LabelKey = Annotated[

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import aiosqlite
 
+from ir.bundle import JobBundle
 from scheduler.schemas import EventPublic, JobQuery, JobRecord, decode_cursor, encode_cursor
 from scheduler.states import FINISHED
-from tekton.bundle import JobBundle
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

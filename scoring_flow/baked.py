@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from typing import Any
 import structlog
 import yaml
 
+from common.ports import free_port
 from ir.types import FieldSpec
 from ir.values import FlowValues
 from scoring_flow.config import RuntimeSettings, parse_flow_values
@@ -168,12 +168,6 @@ def _read_json(path: str, what: str) -> Any:
         raise ConfigError(f"{what} {path}: {exc}") from exc
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _tekscore() -> str:
     beside = Path(sys.executable).parent / "tekscore"
     return str(beside) if beside.exists() else shutil.which("tekscore") or "tekscore"
@@ -201,16 +195,16 @@ def prepare(env: Mapping[str, str]) -> tuple[Path, str, dict[str, Any], dict[str
 
 def run_baked(*, metrics_port: int | None = None) -> int:
     """The `tekscore baked` command: the process exit code."""
-    from scoring_flow.logs import configure
+    from common.logs import configure_logging
     from scoring_flow.runner import EXIT_CONFIG, RunOptions, run_loaded
 
     settings = RuntimeSettings.from_env(
         {k: v for k, v in os.environ.items() if k not in ("TEKSCORE_CALLBACK_URL",)}
     )
-    configure(level=settings.log_level, fmt=settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, cache=True)
     try:
         model, model_type, source, sink = prepare(os.environ)
-        port = _free_port()
+        port = free_port()
         flow = baked_flow(source=source, sink=sink, url=f"http://127.0.0.1:{port}")
     except ConfigError as exc:
         log.error("flow failed", reason=str(exc))

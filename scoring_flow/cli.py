@@ -37,20 +37,20 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Run one scoring flow (env: TEKSCORE_JOB_ID, TEKSCORE_CALLBACK_URL, ...)."""
+        from common.logs import configure_logging
         from scoring_flow.config import RuntimeSettings
         from scoring_flow.errors import ConfigError
-        from scoring_flow.logs import configure
         from scoring_flow.runner import EXIT_CONFIG, RunOptions, run_flow
 
         try:
             settings = RuntimeSettings.from_env()
         except ConfigError as exc:
-            configure(level="info", fmt="json")
+            configure_logging("info", "json", cache=True)
             import structlog
 
             structlog.get_logger("scoring_flow").error("flow failed", reason=str(exc))
             raise typer.Exit(EXIT_CONFIG) from exc
-        configure(level=settings.log_level, fmt=settings.log_format)
+        configure_logging(settings.log_level, settings.log_format, cache=True)
         options = RunOptions(metrics_port=metrics_port, http_port=http_port)
         raise typer.Exit(run_flow(config, settings=settings, options=options))
 

@@ -22,9 +22,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
+from common.logs import configure_logging
 from scoring_service.config import SPEC_ENV, ServeSpec
 from scoring_service.errors import RequestError
-from scoring_service.logs import configure_logging
 from scoring_service.metrics import Metrics
 from scoring_service.registry import Registry
 from scoring_service.routes import json_response, router, scoring_endpoint, scoring_routes
@@ -140,7 +140,9 @@ def create_app(spec: ServeSpec) -> FastAPI:
 def app_from_env() -> ScoringApp:
     """Factory for uvicorn worker processes: the spec comes in `TEKSCORE_SERVE_SPEC`."""
     spec = ServeSpec.model_validate_json(os.environ[SPEC_ENV])
-    configure_logging(spec.settings.log_level, spec.settings.log_format)
+    configure_logging(
+        spec.settings.log_level, spec.settings.log_format, stdlib_too=True, cache=True
+    )
     return create_asgi_app(spec)
 
 

@@ -29,13 +29,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic.alias_generators import to_camel
 
+from common.fields import FieldType
+from common.names import Name
 from scoring_service.errors import ConfigError
 
-FieldType = Literal["boolean", "int", "long", "float", "double", "string", "bytes"]
 ModelType = Literal["python", "sklearn", "onnx", "external"]
-ModelName = Annotated[
-    str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", max_length=63)
-]
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 SPEC_ENV = "TEKSCORE_SERVE_SPEC"
@@ -68,7 +66,7 @@ class ModelSchema(_Shape):
 class ModelConfig(_Shape):
     """One model to serve: where it comes from and what it takes."""
 
-    name: ModelName
+    name: Name
     type: ModelType
     uri: str = Field(pattern=r"^(file|https?|s3)://.+")
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")

@@ -13,9 +13,9 @@ import tempfile
 import structlog
 import uvicorn
 
+from common.logs import configure_logging
 from scoring_service.app import create_asgi_app
 from scoring_service.config import SPEC_ENV, ServeSpec
-from scoring_service.logs import configure_logging
 from scoring_service.workers import READY_DIR_ENV
 
 GRACEFUL_SECONDS = 25
@@ -25,7 +25,7 @@ log = structlog.get_logger("scoring_service.server")
 def run(spec: ServeSpec) -> None:
     """Serve until stopped."""
     settings = spec.settings
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, stdlib_too=True, cache=True)
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,

@@ -1,3 +1,5 @@
-"""Tekton: the Pipeline/Task YAML (`manifests/`), the PipelineRun builder and the task entrypoints
-(install, wait, uninstall) shared by the Kubernetes and local backends. May import `ir`.
+"""Tekton: the Pipeline/Task YAML (`manifests/`), the PipelineRun builder (`pipelinerun`), the
+mapping of PipelineRun status to job status (`status`) and the Kubernetes tasks (`tasks`:
+install, wait, uninstall with helm and the Kubernetes API). May import `ir` and `common`; the
+local counterpart of the tasks is `local_runner`.
 """

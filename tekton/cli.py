@@ -13,7 +13,6 @@ log line `task failed`); 2 a usage error (typer).
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -46,33 +45,17 @@ Helm = Annotated[str, typer.Option("--helm", envvar="TEKSCORE_HELM", help="The h
 
 
 def configure_logging(level: str) -> None:
-    """structlog: one JSON event per line on stderr (the task's log in Tekton)."""
-    import logging
+    """One JSON event per line on stderr (the task's log in Tekton); imported when a task runs."""
+    from common.logs import configure_logging as configure
 
-    import structlog
-
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-        ),
-        # sys.stderr looked up per logger, not frozen at configure time.
-        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
-        cache_logger_on_first_use=False,
-    )
+    configure(level, "json")
 
 
 def run_task(task: str, job_id: str, work: Callable[[], Awaitable[T]]) -> T:
     """Run one task's coroutine; a `TaskFailed` becomes exit 1 with its reason on stderr."""
     import structlog
 
-    from tekton.tasks.errors import TaskFailed
+    from common.task_errors import TaskFailed
 
     log = structlog.get_logger("tekton.cli").bind(job_id=job_id, task=task)
     try:
@@ -210,10 +193,10 @@ async def run_install(
     (same contentHash as the scheduler) -> helm upgrade --install. The caller writes the result."""
     import structlog
 
-    from tekton.bundle import JobBundle
+    from common.task_errors import TaskFailed
+    from ir.bundle import JobBundle
     from tekton.tasks import helm as helm_tasks
     from tekton.tasks import kube
-    from tekton.tasks.errors import TaskFailed
     from tekton.tasks.fetch import fetch_bundle, render_checked
 
     log = structlog.get_logger("tekton.cli").bind(job_id=job_id, task="install")
@@ -276,9 +259,9 @@ async def run_uninstall(
     failure is logged, not fatal), then report the wait task's outcome in one log line."""
     import structlog
 
+    from common.task_errors import TaskFailed
     from tekton.tasks import helm as helm_tasks
     from tekton.tasks import kube
-    from tekton.tasks.errors import TaskFailed
 
     log = structlog.get_logger("tekton.cli").bind(job_id=job_id, task="uninstall")
     installer = helm_tasks.HelmInstaller(

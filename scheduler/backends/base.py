@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import ir
+from ir.bundle import JobBundle
 from scheduler.schemas import (
     BackendInfo,
     EventPublic,
@@ -24,7 +25,6 @@ from scheduler.schemas import (
     JobQuery,
     JobRecord,
 )
-from tekton.bundle import JobBundle
 
 
 class Backend(Protocol):

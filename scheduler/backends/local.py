@@ -1,11 +1,11 @@
 """The embedded local backend: a job's install -> wait -> finally pipeline as asyncio tasks in
 this process, its scoring services and flows as supervised child processes.
 
-Does I/O (processes, files under `$TEKSCORE_HOME/jobs/<id>/`, HTTP to this server). The task code
-is shared with the Tekton path: `tekton.tasks.fetch` (download and pre-process the job bundle)
-and `tekton.tasks.local.LocalInstaller` (start, watch and stop the processes). A scheduler
-restart re-attaches to the live processes of running jobs, or fails the job with reason
-`scheduler-restarted` and cleans up: no job is ever forgotten.
+Does I/O (processes, files under `$TEKSCORE_HOME/jobs/<id>/`, HTTP to this server). The install
+task downloads and pre-processes the job bundle with `tekton.tasks.fetch` (as the Kubernetes
+install task does), then `local_runner.LocalInstaller` starts, watches and stops the
+processes. A scheduler restart re-attaches to the live processes of running jobs, or fails the
+job with reason `scheduler-restarted` and cleans up: no job is ever forgotten.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import Any
 
 import structlog
 
+from common.task_errors import TaskFailed
+from local_runner.installer import FlowReport, LocalInstaller
 from scheduler.auth import callback_token
 from scheduler.jobs import JobService
 from scheduler.schemas import BackendInfo, JobRecord
 from scheduler.states import Event, State
-from tekton.tasks.errors import TaskFailed
 from tekton.tasks.fetch import fetch_bundle, render_checked
-from tekton.tasks.local import FlowReport, LocalInstaller
 
 log = structlog.get_logger("scheduler.local")
 

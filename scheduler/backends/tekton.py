@@ -29,7 +29,6 @@ import base64
 import hashlib
 import json
 import os
-import re
 from collections import defaultdict
 from collections.abc import Awaitable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -43,6 +42,8 @@ from kubernetes.aio import config as k8s_config
 from kubernetes.aio.client.exceptions import ApiException
 
 import ir
+from common.names import is_dns1123_label
+from ir.bundle import JobBundle, render_bundle
 from scheduler.auth import callback_token
 from scheduler.backends.kube import MERGE_PATCH, Informer, retried
 from scheduler.config import Settings
@@ -63,7 +64,6 @@ from scheduler.schemas import (
 )
 from scheduler.states import State
 from tekton import pipelinerun as pr
-from tekton.bundle import JobBundle, render_bundle
 from tekton.status import job_status, parse_time
 
 log = structlog.get_logger("scheduler.tekton")
@@ -758,9 +758,6 @@ def _all_batch_done(job: JobRecord) -> bool:
     return bool(batch) and all(f.state == "COMPLETED" for f in batch)
 
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
 def _plausible(name: str) -> bool:
     """Whether `name` can be a PipelineRun name (avoid API calls for junk ids)."""
-    return bool(_DNS_LABEL.match(name))
+    return is_dns1123_label(name)

@@ -7,14 +7,13 @@ Reads IR files and writes the values file; errors print one per line as
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 import ir
+from common.files import atomic_write
 
 Paths = Annotated[list[Path], typer.Argument(help="IR files or folders (read in sorted order).")]
 Params = Annotated[
@@ -65,19 +64,6 @@ def render_paths(
         raise typer.Exit(1) from None
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename: never a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def validate(paths: Paths, param: Params = None, channels: Channels = None) -> None:
     """Check IR files: every problem as FILE:LINE: PATH: MESSAGE, or a one-line summary."""
     rendered = render_paths(paths, params=param, channels=channels, globals_file=None)
@@ -101,7 +87,7 @@ def render(
     if output is None:
         typer.echo(rendered.text, nl=False)
     else:
-        write_atomic(output, rendered.text)
+        atomic_write(output, rendered.text, fsync=False)
         typer.echo(f"wrote {output}: {rendered.summary()}", err=True)
 
 

@@ -222,8 +222,8 @@ def run(
     if server is not None:
         with client(server, token) as c:
             raise typer.Exit(_run_with(c, paths, param, name, label))
+    from common.logs import configure_logging
     from scheduler.cli.serve import EmbeddedServer, build_settings
-    from scheduler.logs import configure_logging
 
     configure_logging("warning")
     settings = build_settings(home=home).model_copy(update={"log_level": "warning"})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -12,8 +11,9 @@ import structlog
 import typer
 import uvicorn
 
+from common.logs import configure_logging
+from common.ports import free_port
 from scheduler.config import Settings, is_loopback
-from scheduler.logs import configure_logging
 
 
 def build_settings(
@@ -62,13 +62,6 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class EmbeddedServer:

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from scoring_service.config import FieldSpec, FieldType, ModelConfig
+from common.fields import FieldType
+from scoring_service.config import FieldSpec, ModelConfig
 from scoring_service.errors import InvalidInputError, ModelLoadError
 from scoring_service.models.base import LoadedModel
 from scoring_service.protocol import Datatype, MetadataTensor, RequestInput, ResponseOutput

@@ -1,12 +1,7 @@
-"""The job's tasks (install -> wait -> finally) as code shared by the Kubernetes and local
-backends (DESIGN.md section 4).
+"""The Kubernetes job tasks (install -> wait -> finally) that the Tekton Pipeline runs as
+`tekscore task install|wait|uninstall` (DESIGN.md section 4, docs/tasks.md).
 
-`LocalInstaller` runs a job's scoring services and flows as supervised local processes (it spawns,
-watches and signals processes and writes files under the job's folder: I/O); `errors` is pure.
-Imports only `ir` of ours: services and flows are started by command line, never by import.
+`fetch` downloads the job bundle from the scheduler and checks its render, `helm` installs and
+uninstalls the release, `kube` watches the release's pods and Jobs (all three do I/O). Their
+errors are `common.task_errors`, shared with the local runner (`local_runner`).
 """
-
-from tekton.tasks.errors import TaskError, TaskFailed
-from tekton.tasks.local import FlowReport, LocalInstaller
-
-__all__ = ["FlowReport", "LocalInstaller", "TaskError", "TaskFailed"]

@@ -15,8 +15,8 @@ from tenacity import (
 )
 
 import ir
-from tekton.bundle import JobBundle, render_bundle
-from tekton.tasks.errors import TaskFailed
+from common.task_errors import TaskFailed
+from ir.bundle import JobBundle, render_bundle
 
 
 def _transient(exc: BaseException) -> bool:

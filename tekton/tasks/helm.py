@@ -26,7 +26,7 @@ import structlog
 from pyhelm3 import Client, Command
 from pyhelm3 import errors as helm_errors
 
-from tekton.tasks.errors import TaskFailed
+from common.task_errors import TaskFailed
 
 _DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
 _MESSAGE_LIMIT = 2000

@@ -44,7 +44,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from tekton.tasks.errors import TaskFailed
+from common.task_errors import TaskFailed
 
 # `kubernetes.aio` is imported inside the I/O functions: importing it takes about a second and
 # the CLI registers these commands on every `tekscore` start.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,10 @@ import httpx
 import psutil
 import pytest
 
+from common.ports import free_port
+
 TOKEN = "test-api-token"
 TEKSCORE = str(Path(sys.executable).parent / "tekscore")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Scheduler:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from ir.bundle import JobBundle
 from scheduler.schemas import BackendInfo, EventPublic, JobQuery, JobRecord, decode_cursor
 from scheduler.states import State
 from scheduler.store import DuplicateKey, Store
-from tekton.bundle import JobBundle
 
 
 def job(i: int, *, state: State = State.PENDING, labels: dict[str, str] | None = None) -> JobRecord:

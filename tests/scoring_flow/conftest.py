@@ -24,18 +24,13 @@ import uvicorn
 import yaml
 from fastapi import FastAPI, Request, Response
 
+from common.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 TEKSCORE = Path(sys.executable).parent / "tekscore"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 IRIS_RECORDS = 600
 DEADLINE = 90.0
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (bind port 0)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(predicate: Callable[[], Any], *, timeout: float = DEADLINE, what: str = "it") -> Any:

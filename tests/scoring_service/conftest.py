@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,18 +18,13 @@ import httpx
 import pytest
 import yaml
 
+from common.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 TEKSCORE = Path(sys.executable).parent / "tekscore"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 IRIS_INPUT = [{"name": f, "type": "double"} for f in FEATURES]
 DEADLINE = 90.0
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (bind port 0)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(predicate: Any, *, timeout: float = DEADLINE, what: str = "condition") -> None:

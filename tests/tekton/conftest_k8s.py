@@ -21,7 +21,7 @@ from kubernetes.aio import client
 from pyhelm3 import errors as helm_errors
 from typer.testing import CliRunner, Result
 
-from tekton.bundle import IRFiles, JobBundle, render_bundle
+from ir.bundle import IRFiles, JobBundle, render_bundle
 from tekton.tasks.helm import JobHelmCommand
 
 NS = "scoring-jobs"

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 import tekton.tasks.helm as helm_tasks
-from tekton.bundle import render_bundle
-from tekton.tasks.errors import TaskFailed
+from common.task_errors import TaskFailed
+from ir.bundle import render_bundle
 from tekton.tasks.helm import HelmInstaller, go_duration, make_client
 from tests.conftest import ROOT
 from tests.tekton import conftest_k8s

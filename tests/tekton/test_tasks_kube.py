@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tekton.tasks.errors import TaskFailed
+from common.task_errors import TaskFailed
 from tekton.tasks.kube import (
     Completed,
     ReleaseWatcher,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from ir.bundle import JobBundle
 from scheduler.api.deps import ApiAuth, JobAuth, JobsDep
 from scheduler.api.query import parse_query, query_openapi
 from scheduler.errors import JobNotFound
@@ -19,7 +20,6 @@ from scheduler.schemas import (
     JobsPublic,
     Problem,
 )
-from tekton.bundle import JobBundle
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from ir.bundle import render_bundle
 from scheduler.api.deps import ApiAuth, JobsDep
 from scheduler.jobs import make_bundle
 from scheduler.schemas import ErrorBody, JobCreate
-from tekton.bundle import render_bundle
 
 router = APIRouter(prefix="/api/v1/pipelines", tags=["pipelines"])
 

@@ -1,4 +1,4 @@
-"""Fixtures of the tekton tests: a trained iris model in a temporary folder (trained once)."""
+"""Fixtures of the local runner tests: a trained iris model in a temporary folder (trained once)."""
 
 from __future__ import annotations
 

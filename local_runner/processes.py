@@ -18,11 +18,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +29,9 @@ from typing import Any, Literal
 import psutil
 import structlog
 
-from tekton.tasks.errors import TaskFailed
+from common import ports
+from common.files import atomic_write
+from common.task_errors import TaskFailed
 
 Kind = Literal["service", "flow"]
 TABLE_VERSION = 1
@@ -143,12 +143,7 @@ def read_table(path: Path) -> ProcessTable | None:
 
 def write_table(path: Path, table: ProcessTable) -> None:
     """Write the table atomically (temp file in the same folder, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(table.as_json(), fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    atomic_write(path, json.dumps(table.as_json(), indent=1))
 
 
 def find_tekscore() -> str:
@@ -165,22 +160,13 @@ def find_tekscore() -> str:
     return found
 
 
-# Ports handed out recently by any installer of this process: concurrent jobs of one scheduler
-# must not pick the same port between `free_port` and their child's bind.
-_RECENT_PORTS: deque[int] = deque(maxlen=2048)
-
-
 def free_port(taken: set[int]) -> int:
-    """A loopback port nobody listens on now, not handed out recently by this process."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in taken and port not in _RECENT_PORTS:
-            taken.add(port)
-            _RECENT_PORTS.append(port)
-            return port
-    raise TaskFailed("InstallFailed", "No free loopback port could be found.")
+    """A loopback port nobody listens on now, not handed out recently by this process (concurrent
+    jobs of one scheduler never pick the same port)."""
+    try:
+        return ports.free_port(taken)
+    except ports.NoFreePort as exc:
+        raise TaskFailed("InstallFailed", str(exc)) from exc
 
 
 def spawn(

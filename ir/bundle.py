@@ -1,7 +1,7 @@
 """The job bundle: everything needed to pre-process a job exactly as the scheduler did.
 
 The scheduler builds it when a job starts and serves it at `GET /api/v1/jobs/{id}/ir`; the
-install task (Tekton or local) downloads it and calls `render_bundle`, and checks the result's
+Kubernetes install task downloads it and calls `render_bundle`, and checks the result's
 `contentHash` against the one the scheduler computed. Pure except `read_registry`, which reads
 the channel-registry folder.
 """
@@ -13,7 +13,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-import ir
+from ir.loader import SourceDoc, expand_paths, load_objects, load_texts
+from ir.preprocess import JobInfo, Rendered, preprocess
+from ir.values import GlobalValues
 
 Scalar = str | int | float | bool
 
@@ -50,29 +52,29 @@ class JobBundle(BaseModel):
     content_hash: str = ""
 
 
-def load_pipeline(pipeline: Pipeline, *, base_dir: Path) -> list[ir.SourceDoc]:
+def load_pipeline(pipeline: Pipeline, *, base_dir: Path) -> list[SourceDoc]:
     """The IR documents of a start request: text files, a list of documents, or one document."""
     if isinstance(pipeline, IRFiles):
-        return ir.load_texts(pipeline.files, base_dir=base_dir)
+        return load_texts(pipeline.files, base_dir=base_dir)
     objects = pipeline if isinstance(pipeline, list) else [pipeline]
-    return ir.load_objects(objects, base_dir=base_dir)
+    return load_objects(objects, base_dir=base_dir)
 
 
 def read_registry(folder: Path | None) -> dict[str, str]:
     """The channel-registry folder as `{absolute file name: text}` (empty without a folder)."""
     if folder is None:
         return {}
-    return {str(p.resolve()): p.read_text(encoding="utf-8") for p in ir.expand_paths([folder])}
+    return {str(p.resolve()): p.read_text(encoding="utf-8") for p in expand_paths([folder])}
 
 
-def render_bundle(bundle: JobBundle) -> ir.Rendered:
-    """Pre-process the bundle; raises `ir.IRValidationError` with every problem."""
+def render_bundle(bundle: JobBundle) -> Rendered:
+    """Pre-process the bundle; raises `IRValidationError` with every problem."""
     docs = load_pipeline(bundle.pipeline, base_dir=Path(bundle.base_dir))
-    registry = ir.load_texts(bundle.channels, base_dir=Path("/")) if bundle.channels else []
-    return ir.preprocess(
+    registry = load_texts(bundle.channels, base_dir=Path("/")) if bundle.channels else []
+    return preprocess(
         docs,
         parameters=bundle.parameters,
         registry=registry,
-        globals_=ir.GlobalValues.model_validate(bundle.globals),
-        job=ir.JobInfo(id=bundle.job_id, name=bundle.name, labels=bundle.labels),
+        globals_=GlobalValues.model_validate(bundle.globals),
+        job=JobInfo(id=bundle.job_id, name=bundle.name, labels=bundle.labels),
     )

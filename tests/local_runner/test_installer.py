@@ -1,4 +1,4 @@
-"""The local installer (tekton/tasks/local.py) with real processes: the iris scoring service and
+"""The local installer (local_runner/installer.py) with real processes: the iris scoring service and
 flows started as `tekscore serve-model` / `tekscore flow run` children (batch file -> score -> file,
 an http streaming flow, a model that cannot be downloaded, a failing flow, shards), and small
 stand-in processes for what is hard to provoke with them: re-attaching after a scheduler restart,
@@ -26,8 +26,8 @@ import psutil
 import pytest
 
 import ir
-from tekton.tasks import FlowReport, LocalInstaller, TaskFailed
-from tekton.tasks.processes import ProcessRecord, ProcessTable, write_table
+from local_runner import FlowReport, LocalInstaller, TaskFailed
+from local_runner.processes import ProcessRecord, ProcessTable, write_table
 from tests.conftest import IRIS
 
 READY = 90.0  # generous: a loaded 2-core machine imports scikit-learn slowly

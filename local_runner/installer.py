@@ -29,9 +29,10 @@ from typing import Any, Literal
 import structlog
 from pydantic import ValidationError
 
+from common.files import atomic_write
+from common.task_errors import TaskFailed
 from ir.values import Values
-from tekton.tasks.errors import TaskFailed
-from tekton.tasks.processes import (
+from local_runner.processes import (
     Kind,
     ProcessRecord,
     ProcessTable,
@@ -47,7 +48,7 @@ from tekton.tasks.processes import (
     tail_text,
     write_table,
 )
-from tekton.tasks.readiness import ServiceProbe, wait_ready
+from local_runner.readiness import ServiceProbe, wait_ready
 
 TABLE_FILE = "processes.json"
 LOOPBACK = "127.0.0.1"
@@ -106,7 +107,7 @@ class LocalInstaller:
         self._watched: list[_Watched] = []
         self._ports: set[int] = set()
         self._log: structlog.typing.FilteringBoundLogger = structlog.get_logger(
-            "tekton.tasks.local"
+            "local_runner.installer"
         ).bind(job_id=job_id)
 
     # ------------------------------------------------------------------ paths
@@ -241,9 +242,7 @@ class LocalInstaller:
 
     def _write_config(self, folder: str, name: str, data: Mapping[str, Any]) -> Path:
         path = self.job_dir / folder / f"{name}.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write(path, json.dumps(data, indent=1, sort_keys=True), fsync=False)
         return path
 
     def _start(

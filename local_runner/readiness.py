@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import structlog
 
-from tekton.tasks.errors import TaskFailed
-from tekton.tasks.processes import last_event, tail_text
+from common.task_errors import TaskFailed
+from local_runner.processes import last_event, tail_text
 
 
 @dataclass(frozen=True, kw_only=True)

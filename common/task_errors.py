@@ -1,4 +1,6 @@
-"""Errors of the job tasks (install, wait, uninstall), shared by both backends.
+"""Errors of a job's tasks (install, wait, uninstall), shared by both runners: the local runner
+(`local_runner`) and the Kubernetes tasks (`tekton.tasks`); the scheduler turns them into the
+job's failure.
 
 Pure data, no I/O. The tree::
 
