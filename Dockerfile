@@ -24,7 +24,9 @@ RUN python -c "import zipfile; zipfile.ZipFile('/build/layer.zip').extractall('/
 RUN python -m venv /opt/tekscore
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY common ./common
 COPY ir ./ir
+COPY local_runner ./local_runner
 COPY scheduler ./scheduler
 COPY tekton ./tekton
 COPY scoring_flow ./scoring_flow

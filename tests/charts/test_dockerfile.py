@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,14 @@ def test_image_facts() -> None:
     assert "/usr/local/bin/helm" in text
     ignore = (ROOT / ".dockerignore").read_text(encoding="utf-8")
     assert "!charts/scoring-pipeline/" in ignore
+
+
+def test_the_image_gets_every_package_of_the_wheel() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    ignore = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    assert {"common", "ir", "local_runner", "scheduler", "tekton"} <= set(packages)
+    for package in packages:
+        assert f"COPY {package} ./{package}\n" in text, package
+        assert f"!{package}/" in ignore, package
