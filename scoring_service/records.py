@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from common.fields import TYPE_CHECKS, json_type, missing_message, value_message
 from scoring_service.config import FieldSpec
 from scoring_service.errors import BadRequestError, InvalidInputError
 
@@ -21,27 +22,6 @@ Checker = Callable[[Record], "Record | str"]
 """Returns the record projected to the schema's fields, or the reason it is invalid."""
 
 ERROR_KEY = "$error"
-_INT32 = (-(2**31), 2**31 - 1)
-_INT64 = (-(2**63), 2**63 - 1)
-
-
-def json_type(value: Any) -> str:
-    """The JSON name of a decoded value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def error_item(reason: str) -> Record:
@@ -73,31 +53,14 @@ def parse_records(body: bytes) -> list[Record]:
     return data
 
 
-def _type_check(ftype: str) -> Callable[[Any], bool]:
-    """A predicate accepting the decoded JSON values valid for an Avro primitive type."""
-    if ftype == "boolean":
-        return lambda v: v is True or v is False
-    if ftype in ("int", "long"):
-        lo, hi = _INT32 if ftype == "int" else _INT64
-        return lambda v: type(v) is int and lo <= v <= hi
-    if ftype in ("float", "double"):
-        return lambda v: type(v) is float or type(v) is int
-    return lambda v: type(v) is str  # string, bytes (text in JSON)
-
-
 def field_error(field: FieldSpec, value: Any) -> str:
     """The message for a value that does not fit its field."""
-    if value is None:
-        return f"field '{field.name}' is null but not nullable (type {field.type})"
-    extra = ""
-    if field.type in ("int", "long") and type(value) is int:
-        extra = f" (out of range for {field.type})"
-    return f"field '{field.name}': expected {field.type}, got {json_type(value)}{extra}"
+    return value_message(field.name, field.type, value)
 
 
 def make_checker(fields: Sequence[FieldSpec]) -> Checker:
     """Compile a schema into a fast per-record check that also projects onto its fields."""
-    specs = [(f, f.name, _type_check(f.type), f.nullable) for f in fields]
+    specs = [(f, f.name, TYPE_CHECKS[f.type], f.nullable) for f in fields]
     missing = object()
 
     def check(record: Record) -> Record | str:
@@ -108,7 +71,7 @@ def make_checker(fields: Sequence[FieldSpec]) -> Checker:
                 if nullable:
                     out[name] = None
                     continue
-                return f"field '{name}' is missing"
+                return missing_message(name)
             if value is None:
                 if nullable:
                     out[name] = None

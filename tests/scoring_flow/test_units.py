@@ -99,11 +99,11 @@ def test_message_codec_round_trip(encoding: Any) -> None:
 def test_schema_violations_name_the_field() -> None:
     assert violation({"id": 1, "x": 2, "ok": False}, SCHEMA) is None
     assert violation({"id": True, "x": 1.0, "ok": True}, SCHEMA) == (
-        "field 'id' should be long, got bool"
+        "field 'id': expected long, got boolean"
     )
     reason = violation({"x": "1", "ok": None}, SCHEMA)
     assert reason is not None
-    assert "'id' is missing" in reason and "'x' should be double" in reason
+    assert "'id' is missing" in reason and "'x': expected double, got string" in reason
     assert "'ok' is null" in reason
 
 
