@@ -9,8 +9,10 @@ Layout of a job's folder::
 
     processes.json             every process started (pid + start time), rewritten after each spawn
     services/<name>.json|.log  a scoring service's config (url on its loopback port) and its log
+    services/<name>.termination.json   why it stopped (or cannot serve), written by the service
     flows/<name>.json          a flow's config (service urls rewritten to loopback ports)
     flows/<name>.log           its log (`<name>-<i>.log` per shard or replica, when several)
+    flows/<name>.termination.json      why it stopped, with its final counters (per process)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pydantic import ValidationError
 
 from common.files import atomic_write
 from common.task_errors import TaskFailed
+from common.termination import TERMINATION_ENV
 from ir.values import Values
 from local_runner.processes import (
     Kind,
@@ -38,14 +41,15 @@ from local_runner.processes import (
     ProcessTable,
     create_time,
     find_tekscore,
-    flow_reason,
     free_port,
     is_alive,
-    last_event,
     read_table,
     spawn,
     stop_groups,
     tail_text,
+    termination,
+    termination_file,
+    why_stopped,
     write_table,
 )
 from local_runner.readiness import ServiceProbe, wait_ready
@@ -174,6 +178,7 @@ class LocalInstaller:
                     url=urls[service.name],
                     models=[m.name for m in service.models],
                     log=Path(watched.record.log),
+                    termination=termination_file(watched.record),
                     exited=watched.exited,
                 )
             )
@@ -225,7 +230,12 @@ class LocalInstaller:
 
     def _base_env(self, level: str) -> dict[str, str]:
         env = dict(os.environ if self._env is None else self._env)
-        for key in ("TEKSCORE_CALLBACK_URL", "TEKSCORE_CALLBACK_TOKEN", "JOB_COMPLETION_INDEX"):
+        for key in (
+            "TEKSCORE_CALLBACK_URL",
+            "TEKSCORE_CALLBACK_TOKEN",
+            "JOB_COMPLETION_INDEX",
+            TERMINATION_ENV,
+        ):
             env.pop(key, None)
         env["TEKSCORE_LOG_FORMAT"] = "json"
         env["TEKSCORE_LOG_LEVEL"] = level
@@ -257,7 +267,11 @@ class LocalInstaller:
         http_port: int | None = None,
     ) -> _Watched:
         log = self.log_path(kind, name if shard is None else f"{name}-{shard}")
-        popen = spawn(command=command, log=log, env=env, cwd=self.job_dir)
+        said = log.with_suffix(".termination.json")
+        said.unlink(missing_ok=True)
+        popen = spawn(
+            command=command, log=log, env={**env, TERMINATION_ENV: str(said)}, cwd=self.job_dir
+        )
         record = ProcessRecord(
             kind=kind,
             name=name,
@@ -320,7 +334,7 @@ class LocalInstaller:
                         "ServiceFailed",
                         f"Scoring service {watched.record.name!r} exited"
                         + ("" if code is None else f" with code {code}")
-                        + f".{tail_text(Path(watched.record.log))}",
+                        + f": {why_stopped(watched.record)}",
                     )
             if failure is not None:
                 raise failure
@@ -342,26 +356,26 @@ class LocalInstaller:
         if mode != "batch":
             how = "" if code is None else f" with code {code}"
             return TaskFailed(
-                "FlowFailed",
-                f"Streaming flow {name!r} exited{how}; {flow_reason(log)}",
+                "FlowFailed", f"Streaming flow {name!r} exited{how}; {why_stopped(record)}"
             )
         if code == 0:
             return True
         if code is not None:
             return TaskFailed(
-                "FlowFailed", f"Flow {name!r} failed (exit code {code}): {flow_reason(log)}"
+                "FlowFailed", f"Flow {name!r} failed (exit code {code}): {why_stopped(record)}"
             )
-        # Not our child (re-attached): its exit code is unknowable; ask reports, then the log.
+        # Not our child (re-attached): its exit code is unknowable; ask the reports, then the
+        # flow's own termination record.
         report = reports(record.name) if reports is not None else None
         if report is not None and report.completed:
             if report.error:
                 return TaskFailed("FlowFailed", f"Flow {name!r} failed: {report.error}")
             return True
-        event = last_event(log, ["flow completed", "flow failed"])
-        if event is not None and event["event"] == "flow completed":
+        said = termination(record)
+        if said is not None and said.reason == "Completed":
             return True
-        if event is not None:
-            return TaskFailed("FlowFailed", f"Flow {name!r} failed: {event.get('reason')}")
+        if said is not None:
+            return TaskFailed("FlowFailed", f"Flow {name!r} failed: {said.message}")
         now = time.monotonic()
         if watched.gone_since is None:
             watched.gone_since = now

@@ -1,6 +1,8 @@
 """Local child processes of a job: spawning, the `processes.json` table, identity and stopping.
 
 Does I/O: starts processes, reads and writes files under the job's folder, sends signals.
+Each process says why it stopped in its termination record (`common.termination`), a file
+beside its log that the supervisor names; logs are only quoted (their tail) for people.
 
 Identity: a process is recorded by pid *and* start time (psutil `create_time()`); a pid whose
 start time differs is another process that reused the number, and is never signalled. Every
@@ -32,6 +34,7 @@ import structlog
 from common import ports
 from common.files import atomic_write
 from common.task_errors import TaskFailed
+from common.termination import TerminationRecord, read_termination
 
 Kind = Literal["service", "flow"]
 TABLE_VERSION = 1
@@ -322,29 +325,26 @@ def log_tail(path: Path, lines: int = 20) -> str:
     return "\n".join(_read_end(path).rstrip("\n").splitlines()[-lines:])
 
 
-def last_event(path: Path, events: Sequence[str]) -> dict[str, Any] | None:
-    """The last structured (JSON) log line whose `event` is one of `events`, if any."""
-    for line in reversed(_read_end(path).splitlines()):
-        if '"event"' not in line:
-            continue
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(data, dict) and data.get("event") in events:
-            return data
-    return None
-
-
 def tail_text(log: Path) -> str:
     """` Last lines of LOG:` and its tail, for the end of an error message."""
     tail = log_tail(log)
     return f" Last lines of {log}:\n{tail}" if tail else f" Its log {log} is empty."
 
 
-def flow_reason(log: Path) -> str:
-    """The reason of a flow's last `flow failed` log line, else its log tail."""
-    event = last_event(log, ["flow failed"])
-    if event is not None and event.get("reason"):
-        return str(event["reason"])
-    return "no `flow failed` reason was logged." + tail_text(log)
+def termination_file(record: ProcessRecord) -> Path:
+    """Where the process writes its termination record: beside its log, `<name>.termination.json`
+    (the supervisor names it in `TEKSCORE_TERMINATION_LOG`)."""
+    return Path(record.log).with_suffix(".termination.json")
+
+
+def termination(record: ProcessRecord) -> TerminationRecord | None:
+    """The process's termination record, if it wrote one."""
+    return read_termination(termination_file(record))
+
+
+def why_stopped(record: ProcessRecord) -> str:
+    """The message of the process's termination record, else its log tail."""
+    said = termination(record)
+    if said is not None and said.message:
+        return said.message
+    return "it wrote no termination record." + tail_text(Path(record.log))

@@ -3,7 +3,7 @@
 Does network I/O: polls each service's `GET /v2/health/ready` (httpx) and, while it answers 503,
 `GET /v2/models/{m}/ready` to tell a model that failed to load from one still loading.
 Outcomes (`TaskFailed` reasons): `ModelLoadFailed` (a model's state is `failed`, or the process
-exited after logging `model_load_failed`), `ServiceFailed` (the process exited),
+exited and its termination record says `ModelLoadFailed`), `ServiceFailed` (the process exited),
 `ServiceNotReady` (the deadline passed). Messages carry the model error and the log's tail.
 """
 
@@ -19,7 +19,8 @@ import httpx
 import structlog
 
 from common.task_errors import TaskFailed
-from local_runner.processes import last_event, tail_text
+from common.termination import read_termination
+from local_runner.processes import tail_text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +31,7 @@ class ServiceProbe:
     url: str
     models: Sequence[str]
     log: Path
+    termination: Path
     exited: Callable[[], tuple[bool, int | None]]
 
 
@@ -102,16 +104,17 @@ async def _until_ready(
 
 
 def _exit_failure(service: ServiceProbe, code: int | None) -> TaskFailed:
-    failed = last_event(service.log, ["model_load_failed"])
-    if failed is not None:
+    said = read_termination(service.termination)
+    if said is not None and said.reason == "ModelLoadFailed":
         return TaskFailed(
             "ModelLoadFailed",
-            f"Scoring service {service.name!r} could not load model {failed.get('model')!r}: "
-            f"{failed.get('reason')}; it exited with code {code}.{tail_text(service.log)}",
+            f"Scoring service {service.name!r} could not load its model(s): {said.message}; "
+            f"it exited with code {code}.{tail_text(service.log)}",
         )
+    why = f" {said.message}" if said is not None and said.message else ""
     return TaskFailed(
         "ServiceFailed",
-        f"Scoring service {service.name!r} exited with code {code} before it was ready."
+        f"Scoring service {service.name!r} exited with code {code} before it was ready.{why}"
         f"{tail_text(service.log)}",
     )
 

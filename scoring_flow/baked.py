@@ -37,6 +37,7 @@ import structlog
 import yaml
 
 from common.ports import free_port
+from common.termination import TERMINATION_ENV
 from ir.types import FieldSpec
 from ir.values import FlowValues
 from scoring_flow.config import RuntimeSettings, parse_flow_values
@@ -196,7 +197,7 @@ def prepare(env: Mapping[str, str]) -> tuple[Path, str, dict[str, Any], dict[str
 def run_baked(*, metrics_port: int | None = None) -> int:
     """The `tekscore baked` command: the process exit code."""
     from common.logs import configure_logging
-    from scoring_flow.runner import EXIT_CONFIG, RunOptions, run_loaded
+    from scoring_flow.runner import EXIT_CONFIG, RunOptions, ended, run_loaded
 
     settings = RuntimeSettings.from_env(
         {k: v for k, v in os.environ.items() if k not in ("TEKSCORE_CALLBACK_URL",)}
@@ -207,8 +208,7 @@ def run_baked(*, metrics_port: int | None = None) -> int:
         port = free_port()
         flow = baked_flow(source=source, sink=sink, url=f"http://127.0.0.1:{port}")
     except ConfigError as exc:
-        log.error("flow failed", reason=str(exc))
-        return EXIT_CONFIG
+        return ended(EXIT_CONFIG, str(exc))
     input_schema = flow.source.format.schema_
     folder = Path(tempfile.mkdtemp(prefix="tekscore-baked-"))
     config = folder / "service.yaml"
@@ -217,6 +217,7 @@ def run_baked(*, metrics_port: int | None = None) -> int:
     )
     child = subprocess.Popen(
         [_tekscore(), "serve-model", "--config", str(config), "--port", str(port)],
+        env={k: v for k, v in os.environ.items() if k != TERMINATION_ENV},  # the record is ours
     )
     log.info("engine started", model=str(model), type=model_type, port=port, pid=child.pid)
     try:

@@ -40,16 +40,13 @@ def register(app: typer.Typer) -> None:
         from common.logs import configure_logging
         from scoring_flow.config import RuntimeSettings
         from scoring_flow.errors import ConfigError
-        from scoring_flow.runner import EXIT_CONFIG, RunOptions, run_flow
+        from scoring_flow.runner import EXIT_CONFIG, RunOptions, ended, run_flow
 
         try:
             settings = RuntimeSettings.from_env()
         except ConfigError as exc:
             configure_logging("info", "json", cache=True)
-            import structlog
-
-            structlog.get_logger("scoring_flow").error("flow failed", reason=str(exc))
-            raise typer.Exit(EXIT_CONFIG) from exc
+            raise typer.Exit(ended(EXIT_CONFIG, str(exc))) from exc
         configure_logging(settings.log_level, settings.log_format, cache=True)
         options = RunOptions(metrics_port=metrics_port, http_port=http_port)
         raise typer.Exit(run_flow(config, settings=settings, options=options))

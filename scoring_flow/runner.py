@@ -4,12 +4,15 @@ with `concurrency` in flight, report, shut down on SIGTERM.
 Does I/O (through the channels, the scoring client, the reporter, the metrics server). Outcomes:
 
 - batch mode, source exhausted: sinks closed (outputs appear atomically), completion reported,
-  `flow completed` logged, exit code 0;
+  `flow completed` logged, termination record `Completed` with the final counters, exit 0;
 - streaming mode, SIGTERM/SIGINT: stop taking records, finish in-flight batches, commit, close
   sinks, exit 0 (a finite source that ends first leaves the flow idle until the signal);
 - batch mode, SIGTERM/SIGINT: the run is cancelled: sinks aborted (no partial output), exit 1;
 - any fatal error: sinks aborted, completion reported with `error` (batch mode), last log line
   `flow failed` with the reason, exit 1 (2 for an unusable CONFIG).
+
+Every end writes the termination record (`common.termination`; `ended`): its supervisor reads
+why the flow stopped there, with the final counters, instead of reading the log.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import structlog
 
+from common.termination import write_termination
 from ir.flows import PythonStep
 from ir.values import FlowValues
 from scoring_flow.allocator import keep_freed_memory
@@ -90,18 +94,16 @@ class FlowRunner:
     async def run(self) -> int:
         """Run the flow; never raises for flow problems, returns the exit code."""
         if self.settings.shard_index >= self.flow.shards:
-            log.error(
-                "flow failed",
-                reason=f"JOB_COMPLETION_INDEX {self.settings.shard_index} is not below "
+            return ended(
+                EXIT_CONFIG,
+                f"JOB_COMPLETION_INDEX {self.settings.shard_index} is not below "
                 f"shards={self.flow.shards}",
             )
-            return EXIT_CONFIG
         self._install_signals()
         try:
             metrics_server = await self._start_metrics()
         except OSError as exc:
-            log.error("flow failed", reason=f"cannot serve metrics: {exc}")
-            return EXIT_FAILED
+            return ended(EXIT_FAILED, f"cannot serve metrics: {exc}")
         try:
             async with Reporter(
                 settings=self.settings,
@@ -118,11 +120,12 @@ class FlowRunner:
         ticker = asyncio.create_task(reporter.progress_loop())
         error: str | None = None
         code = EXIT_OK
+        reason = "FlowFailed"
         try:
             await self._run()
         except _Terminated as exc:
             if self.flow.mode == "batch":
-                error, code = str(exc), EXIT_FAILED
+                error, code, reason = str(exc), EXIT_FAILED, "Terminated"
         except FlowError as exc:
             error, code = str(exc), EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILED
         except Exception as exc:
@@ -135,11 +138,14 @@ class FlowRunner:
         await reporter.progress()
         if self.flow.mode == "batch" and not (error and self._stop.is_set()):
             await reporter.complete(error)
-        if error is not None:
-            log.error("flow failed", reason=error, **self.counters.as_dict())
-            return code
-        log.info("flow completed", **self.counters.as_dict())
-        return EXIT_OK
+        return ended(
+            code,
+            error,
+            reason=reason,
+            counters=self.counters,
+            shard=self.settings.shard_index,
+            shards=self.flow.shards,
+        )
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -346,14 +352,34 @@ async def _quietly(fn: Callable[[], Awaitable[None]]) -> None:
         log.warning("cleanup failed", error=f"{type(exc).__name__}: {exc}")
 
 
+def ended(
+    code: int,
+    error: str | None,
+    *,
+    reason: str = "FlowFailed",
+    counters: Counters | None = None,
+    **detail: object,
+) -> int:
+    """The flow's last words: its last log line (`flow completed` or `flow failed`, for people)
+    and its termination record (`Completed`, `InvalidConfig` for exit code 2, else `reason`;
+    with the final counters), for its supervisor. Returns `code`."""
+    counts = counters.as_dict() if counters is not None else {}
+    if error is None:
+        log.info("flow completed", **counts)
+        write_termination("Completed", "The flow completed.", **counts, **detail)
+        return code
+    log.error("flow failed", reason=error, **counts)
+    write_termination("InvalidConfig" if code == EXIT_CONFIG else reason, error, **counts, **detail)
+    return code
+
+
 def run_flow(config: Path, *, settings: RuntimeSettings, options: RunOptions) -> int:
     """Load CONFIG and run the flow in a fresh event loop; the process exit code."""
     structlog.contextvars.bind_contextvars(job_id=settings.job_id)
     try:
         flow = load_flow_values(config)
     except ConfigError as exc:
-        log.error("flow failed", reason=str(exc))
-        return EXIT_CONFIG
+        return ended(EXIT_CONFIG, str(exc))
     return run_loaded(flow, settings=settings, options=options)
 
 

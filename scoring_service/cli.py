@@ -65,6 +65,7 @@ def serve_model(
     ] = True,
 ) -> None:
     """Serve models over the Open Inference Protocol V2 plus a records endpoint."""
+    from common.termination import write_termination
     from scoring_service.config import ServeSettings, ServeSpec, build_service_config
     from scoring_service.errors import ConfigError
 
@@ -80,8 +81,19 @@ def serve_model(
         )
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
+        write_termination("InvalidConfig", str(exc))
         raise typer.Exit(2) from exc
 
     from scoring_service.server import run
 
-    run(ServeSpec(service=service, settings=settings))
+    try:
+        run(ServeSpec(service=service, settings=settings))
+    except SystemExit as exc:  # uvicorn exits 1 when it cannot start (a port already taken)
+        if exc.code not in (None, 0):
+            write_termination(
+                "ServiceFailed", f"The server could not start (exit code {exc.code}); see its log."
+            )
+        raise
+    except Exception as exc:
+        write_termination("ServiceFailed", f"{type(exc).__name__}: {exc}")
+        raise

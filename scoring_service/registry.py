@@ -1,7 +1,8 @@
 """The models this service serves and their states: loading, ready or failed (with why).
 
-`load_all` downloads and loads every model in worker threads (I/O); the rest is in-memory
-state read by the request handlers.
+`load_all` downloads and loads every model in worker threads (I/O) and writes the termination
+record (`common.termination`) when one fails; the rest is in-memory state read by the request
+handlers.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Literal
 
 import structlog
 
+from common.termination import write_termination
 from scoring_service.config import ModelConfig
 from scoring_service.download import fetch
 from scoring_service.errors import ModelLoadError, ModelNotFoundError, ModelNotReadyError
@@ -79,11 +81,13 @@ class Registry:
         except ModelLoadError as exc:
             entry.state, entry.reason = "failed", exc.reason
             log.error("model_load_failed", model=config.name, reason=exc.reason)
+            self._report_failures()
             return
         except Exception as exc:
             entry.state = "failed"
             entry.reason = f"unexpected {type(exc).__name__}: {exc}"
             log.exception("model_load_failed", model=config.name, reason=entry.reason)
+            self._report_failures()
             return
         entry.model, entry.state, entry.reason = model, "ready", "ready"
         log.info(
@@ -92,6 +96,16 @@ class Registry:
             platform=model.platform,
             parameters=model.parameters(),
             seconds=round(time.perf_counter() - started, 3),
+        )
+
+    def _report_failures(self) -> None:
+        """The termination record: every model that failed to load, and why (the service keeps
+        running, not ready; its supervisor reads this when it gives up on it)."""
+        failed = {n: e.reason for n, e in self.entries.items() if e.state == "failed"}
+        write_termination(
+            "ModelLoadFailed",
+            "; ".join(f"model {n!r} failed to load: {why}" for n, why in failed.items()),
+            models=sorted(failed),
         )
 
     def close(self) -> None:

@@ -129,9 +129,21 @@ async def test_iris_batch_file_to_file_then_restart(tmp_path: Path, trained_iris
         assert inst.log_path("flow", "classify") == job_dir / "flows" / "classify.log"
         assert '"flow completed"' in inst.log_path("flow", "classify").read_text()
         assert inst.log_path("service", "iris").stat().st_size > 0
+        said = json.loads((job_dir / "flows" / "classify.termination.json").read_text())
+        assert said == {
+            "reason": "Completed",
+            "message": "The flow completed.",
+            "records_in": 150,
+            "records_out": 150,
+            "records_failed": 0,
+            "records_filtered": 0,
+            "shard": 0,
+            "shards": 1,
+        }
+        assert not (job_dir / "services" / "iris.termination.json").exists()
 
         # A scheduler restart after the flow finished: the service still runs, the batch flow
-        # process is gone but its log says it completed.
+        # process is gone but its termination record says it completed.
         again = LocalInstaller.reattach(
             job_id="j-batch", job_dir=job_dir, callback_url=None, callback_token=None
         )
@@ -252,6 +264,9 @@ async def test_bad_model_uri_fails_install_with_the_download_error(tmp_path: Pat
         assert failed.value.reason == "ModelLoadFailed"
         assert f"file://{tmp_path}/missing.joblib: no such file" in failed.value.message
         assert "Last lines of" in failed.value.message  # the service log's tail
+        said = json.loads((job_dir / "services" / "lost.termination.json").read_text())
+        assert said["reason"] == "ModelLoadFailed" and said["models"] == ["lost"]
+        assert f"file://{tmp_path}/missing.joblib: no such file" in said["message"]
         recorded = table(job_dir)
         assert recorded["installed"] is False
         # flows start with the services and wait for them; uninstall (below) stops them all
@@ -331,6 +346,8 @@ async def test_failing_flow_fails_wait_with_its_reason(tmp_path: Path) -> None:
         assert failed.value.reason == "FlowFailed"
         assert "'broken' failed (exit code 1)" in failed.value.message
         assert f"{tmp_path}/nowhere.jsonl does not exist" in failed.value.message
+        said = json.loads((job_dir / "flows" / "broken.termination.json").read_text())
+        assert said["reason"] == "FlowFailed" and said["records_in"] == 0
     finally:
         await cleanup(job_dir, "j-broken", inst)
 
@@ -473,23 +490,26 @@ async def test_a_reused_pid_is_never_signalled(stand_ins: StandIns) -> None:
 
 
 @pytest.mark.parametrize(
-    ("report", "log", "outcome"),
+    ("report", "said", "outcome"),
     [
-        (FlowReport(completed=True), "", None),
-        (FlowReport(completed=True, error="sink exploded"), "", "sink exploded"),
-        (None, '{"event": "flow completed", "records_in": 3}\n', None),
-        (None, '{"event": "flow failed", "reason": "bad record"}\n', "bad record"),
-        (None, "", "ended while the scheduler was down, without reporting"),
+        (FlowReport(completed=True), None, None),
+        (FlowReport(completed=True, error="sink exploded"), None, "sink exploded"),
+        (None, {"reason": "Completed", "message": "", "records_in": 3}, None),
+        (None, {"reason": "FlowFailed", "message": "bad record"}, "bad record"),
+        (None, None, "ended while the scheduler was down, without reporting"),
     ],
 )
 async def test_reattached_batch_flow_that_ended_meanwhile(
-    stand_ins: StandIns, report: FlowReport | None, log: str, outcome: str | None
+    stand_ins: StandIns, report: FlowReport | None, said: dict[str, Any] | None, outcome: str | None
 ) -> None:
     service = stand_ins.spawn(SLEEP)
     flow = stand_ins.spawn("pass")
     records = [stand_ins.record(service), stand_ins.record(flow, kind="flow", name="b")]
     flow.wait(timeout=30)
-    Path(records[1].log).write_text(log)
+    # what the flow process logged is for people: the supervisor reads its termination record
+    Path(records[1].log).write_text('{"event": "flow completed", "records_in": 3}\n')
+    if said is not None:
+        Path(records[1].log).with_suffix(".termination.json").write_text(json.dumps(said))
     stand_ins.write(records, {"b": "batch"})
 
     inst = reattach(stand_ins.job_dir)

@@ -177,6 +177,13 @@ class FlowRun:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def termination(self) -> dict[str, Any]:
+        """The flow's termination record (the file its supervisor named)."""
+        record: dict[str, Any] = json.loads(
+            self.log_path.with_suffix(".termination.json").read_text()
+        )
+        return record
+
     def events(self) -> list[dict[str, Any]]:
         return log_events(self.log())
 
@@ -217,6 +224,7 @@ class FlowLauncher:
         log_path = self.folder / f"flow-{self.count}.log"
         full_env = {
             **os.environ,
+            "TEKSCORE_TERMINATION_LOG": str(log_path.with_suffix(".termination.json")),
             "TEKSCORE_LOG_FORMAT": "json",
             "TEKSCORE_BIND_HOST": "127.0.0.1",
             "TEKSCORE_READY_TIMEOUT": "60",

@@ -76,6 +76,11 @@ def test_iris_jsonl_file_to_file_matches_the_model(
     done = run.event("flow completed")
     assert done["records_in"] == done["records_out"] == IRIS_RECORDS
     assert_invariant(done)
+    said = run.termination()
+    assert said["reason"] == "Completed"
+    assert {k: said[k] for k in done if k.startswith("records_")} == {
+        k: done[k] for k in done if k.startswith("records_")
+    }
     activated = run.event("flow activated")
     assert activated["job_id"] == "standalone" and activated["flow"] == "classify"
     assert activated["steps"] == ["score"]
@@ -342,6 +347,9 @@ def test_unreadable_source_fails_the_flow(
     last = run.events()[-1]
     assert last["event"] == "flow failed"
     assert str(missing) in last["reason"] and "does not exist" in last["reason"]
+    said = run.termination()
+    assert (said["reason"], said["message"]) == ("FlowFailed", last["reason"])
+    assert said["records_in"] == 0
     assert not out.exists()
     assert not list(tmp_path.glob(".out.jsonl.*"))
 
@@ -351,3 +359,4 @@ def test_bad_config_exits_2_with_the_field(flows: FlowLauncher) -> None:
     assert run.returncode == 2
     last = run.events()[-1]
     assert last["event"] == "flow failed" and "mode" in last["reason"]
+    assert run.termination() == {"reason": "InvalidConfig", "message": last["reason"]}

@@ -4,6 +4,8 @@ and services, malformed files) with exit code 2 and a clear message."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -56,14 +58,18 @@ def test_cli_refuses_what_it_cannot_serve(
     tmp_path: Path, models: list[dict[str, str]], extra: dict[str, str], fragment: str
 ) -> None:
     config = write_config(tmp_path / "svc.yaml", models, **extra)
+    said = tmp_path / "termination.json"
     done = subprocess.run(
         [str(TEKSCORE), "serve-model", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, "TEKSCORE_TERMINATION_LOG": str(said)},
     )
     assert done.returncode == 2
     assert fragment in done.stderr
+    record = json.loads(said.read_text())  # what its supervisor reads
+    assert record["reason"] == "InvalidConfig" and fragment in record["message"]
 
 
 def test_cli_without_models_and_with_bad_file(tmp_path: Path) -> None:
