@@ -1,0 +1,153 @@
+"""Test helpers of the cluster suite (does I/O): jobs through the scheduler's HTTP API (its
+Service's ClusterIP), and what an operator sees of them with kubectl."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.cluster.cluster import JOBS_NS, Cluster, wait_for
+
+FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")
+
+
+def files_body(
+    paths: list[Path], *, parameters: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A start request with the IR as `{"files": {name: text}}` and `base_dir` = their folder."""
+    return {
+        "pipeline": {"files": {p.name: p.read_text() for p in paths}},
+        "parameters": parameters or {},
+        "base_dir": str(paths[0].parent),
+        **extra,
+    }
+
+
+class Jobs:
+    """The scheduler's job API, as a modelops server would call it."""
+
+    def __init__(self, cluster: Cluster, *, url: str | None = None) -> None:
+        self.cluster = cluster
+        self.http = httpx.Client(
+            base_url=url or cluster.scheduler_url,
+            trust_env=False,
+            timeout=30.0,
+            headers={"Authorization": f"Bearer {cluster.api_token}"},
+        )
+
+    def __enter__(self) -> Jobs:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.http.close()
+
+    def start(self, body: dict[str, Any], **headers: str) -> dict[str, Any]:
+        response = self.http.post("/api/v1/jobs", json=body, headers=headers)
+        assert response.status_code in (200, 201), response.text
+        job: dict[str, Any] = response.json()
+        return job
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/api/v1/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        return job
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        response = self.http.get(f"/api/v1/jobs/{job_id}/events")
+        assert response.status_code == 200, response.text
+        events: list[dict[str, Any]] = response.json()
+        return events
+
+    def cancel(self, job_id: str) -> httpx.Response:
+        return self.http.post(f"/api/v1/jobs/{job_id}/cancel")
+
+    def wait(self, job_id: str, *states: str, timeout: float = 240) -> dict[str, Any]:
+        """Poll the job until its state is one of `states` (default: finished)."""
+        wanted = states or FINISHED
+
+        def reached() -> dict[str, Any] | None:
+            job = self.get(job_id)
+            if job["state"] in wanted:
+                return job
+            if job["state"] in FINISHED:
+                raise AssertionError(
+                    f"job {job_id} ended {job['state']}, not {wanted}: {json.dumps(job)[:1500]}"
+                )
+            return None
+
+        found: dict[str, Any] = wait_for(
+            f"job {job_id} to reach {wanted}", reached, timeout=timeout, interval=0.3
+        )
+        return found
+
+    def wait_task(self, job_id: str, task: str, *, timeout: float = 180) -> dict[str, Any]:
+        """Poll until the job runs `task` (install, wait, finally)."""
+        job: dict[str, Any] = wait_for(
+            f"job {job_id} to run task {task}",
+            lambda: (j := self.get(job_id))["task"] == task and j,
+            timeout=timeout,
+        )
+        return job
+
+
+# -- what kubectl shows ---------------------------------------------------------------------------
+
+
+def taskruns(cluster: Cluster, job_id: str) -> dict[str, dict[str, Any]]:
+    """The job's TaskRuns by pipeline task (install, wait, uninstall)."""
+    items = cluster.get("-n", JOBS_NS, "taskruns", "-l", f"tekton.dev/pipelineRun={job_id}")[
+        "items"
+    ]
+    return {tr["metadata"]["labels"]["tekton.dev/pipelineTask"]: tr for tr in items}
+
+
+def condition(obj: dict[str, Any]) -> tuple[str, str]:
+    """(status, reason) of the Succeeded condition of a PipelineRun or TaskRun."""
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Succeeded":
+            return cond.get("status", ""), cond.get("reason", "")
+    return "", ""
+
+
+def leftovers(cluster: Cluster, job_id: str) -> dict[str, list[str]]:
+    """What is left of a job's release: the helm release (its storage Secrets), the chart's
+    objects, and the job's callback Secret."""
+    left = {}
+    releases = json.loads(
+        cluster.helm(
+            "list",
+            "-n",
+            JOBS_NS,
+            "-o",
+            "json",
+            "--deployed",
+            "--failed",
+            "--pending",
+            "--superseded",
+            "--uninstalling",
+        ).stdout
+    )
+    left["releases"] = [r["name"] for r in releases if r["name"] == job_id]
+    # the release's objects (the PipelineRun's own TaskRun pods and IR ConfigMap stay with it)
+    selector = f"tekscore.dev/job={job_id},app.kubernetes.io/managed-by=Helm"
+    for kind in ("deployments", "jobs", "services", "configmaps", "replicasets", "pods"):
+        items = cluster.get("-n", JOBS_NS, kind, "-l", selector)["items"]
+        left[kind] = [i["metadata"]["name"] for i in items]
+    secret = cluster.kubectl("-n", JOBS_NS, "get", "secret", f"{job_id}-callback", check=False)
+    left["secrets"] = [f"{job_id}-callback"] if secret.returncode == 0 else []
+    storage = cluster.get("-n", JOBS_NS, "secrets", "-l", f"owner=helm,name={job_id}")["items"]
+    left["secrets"] += [i["metadata"]["name"] for i in storage]
+    return {k: v for k, v in left.items() if v}
+
+
+def nothing_left(cluster: Cluster, job_id: str) -> bool:
+    """True once the release and everything labelled with the job is gone (pods end after a
+    grace period, so this is polled); AssertionError naming what is left, for `wait_for`."""
+    left = leftovers(cluster, job_id)
+    if left:
+        raise AssertionError(f"left of {job_id}: {left}")
+    return True

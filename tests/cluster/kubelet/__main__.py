@@ -1,0 +1,5 @@
+"""`python -m tests.cluster.kubelet`: see `main`."""
+
+from tests.cluster.kubelet.main import main
+
+main()
