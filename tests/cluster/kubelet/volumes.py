@@ -147,37 +147,28 @@ async def _token(api: Api, ctx: PodContext, source: Obj) -> bytes:
     return str(answer["status"]["token"]).encode()
 
 
+async def _keyed(
+    api: Api, namespace: str, kind: str, src: Obj, mode: int
+) -> dict[str, tuple[bytes, int]]:
+    """The files of a ConfigMap or Secret source (a volume's or a projected one's)."""
+    name = str(src.get("name") or src.get("secretName"))
+    fetch = _configmap if kind == "configmap" else _secret
+    data = await fetch(api, namespace, name)
+    optional = bool(src.get("optional"))
+    if data is None and not optional:
+        raise MountError(f'{kind} "{name}" not found')
+    return _items(data or {}, src.get("items"), mode, f'{kind} "{name}"', optional)
+
+
 async def volume_payload(
     api: Api, ctx: PodContext, volume: Obj
 ) -> dict[str, tuple[bytes, int]] | None:
     """The files of an atomic-writer volume, or None for a volume that is not one."""
     namespace = ctx.pod["metadata"]["namespace"]
-    if "configMap" in volume:
-        src = volume["configMap"]
-        data = await _configmap(api, namespace, src["name"])
-        optional = bool(src.get("optional"))
-        if data is None and not optional:
-            raise MountError(f'configmap "{src["name"]}" not found')
-        return _items(
-            data or {},
-            src.get("items"),
-            int(src.get("defaultMode", 0o644)),
-            f'configmap "{src["name"]}"',
-            optional,
-        )
-    if "secret" in volume:
-        src = volume["secret"]
-        data = await _secret(api, namespace, src["secretName"])
-        optional = bool(src.get("optional"))
-        if data is None and not optional:
-            raise MountError(f'secret "{src["secretName"]}" not found')
-        return _items(
-            data or {},
-            src.get("items"),
-            int(src.get("defaultMode", 0o644)),
-            f'secret "{src["secretName"]}"',
-            optional,
-        )
+    for key, kind in (("configMap", "configmap"), ("secret", "secret")):
+        if key in volume:
+            src = volume[key]
+            return await _keyed(api, namespace, kind, src, int(src.get("defaultMode", 0o644)))
     if "downwardAPI" in volume:
         src = volume["downwardAPI"]
         return _downward(ctx, src.get("items") or [], int(src.get("defaultMode", 0o644)))
@@ -192,33 +183,9 @@ async def volume_payload(
                 seconds = int(tok.get("expirationSeconds", TOKEN_SECONDS))
                 ctx.token_expiry[volume["name"]] = time.monotonic() + 0.8 * seconds
             elif "configMap" in source:
-                cm = source["configMap"]
-                data = await _configmap(api, namespace, cm["name"])
-                if data is None and not cm.get("optional"):
-                    raise MountError(f'configmap "{cm["name"]}" not found')
-                out.update(
-                    _items(
-                        data or {},
-                        cm.get("items"),
-                        mode,
-                        f'configmap "{cm["name"]}"',
-                        bool(cm.get("optional")),
-                    )
-                )
+                out.update(await _keyed(api, namespace, "configmap", source["configMap"], mode))
             elif "secret" in source:
-                sec = source["secret"]
-                data = await _secret(api, namespace, sec["name"])
-                if data is None and not sec.get("optional"):
-                    raise MountError(f'secret "{sec["name"]}" not found')
-                out.update(
-                    _items(
-                        data or {},
-                        sec.get("items"),
-                        mode,
-                        f'secret "{sec["name"]}"',
-                        bool(sec.get("optional")),
-                    )
-                )
+                out.update(await _keyed(api, namespace, "secret", source["secret"], mode))
             elif "downwardAPI" in source:
                 out.update(_downward(ctx, source["downwardAPI"].get("items") or [], mode))
             else:
