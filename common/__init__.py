@@ -5,6 +5,7 @@ import such as `common.names` never pulls in httpx or boto3):
 
 - `names`: the DNS-1123 label regex and name type (pure);
 - `fields`: the field types of record schemas (pure);
+- `avro`: field lists of any Avro type, parsed and checked with fastavro (pure);
 - `files`: atomic file writes (file I/O);
 - `ports`: a free loopback port (binds a socket);
 - `logs`: the structlog set-up every process uses (configures logging when called);

@@ -13,7 +13,7 @@ from pydantic import Discriminator, Field, Tag, model_validator
 
 from ir.channels import ChannelSpec
 from ir.flows import FlowSpec
-from ir.types import IRModel, Name, Resources, Schema
+from ir.types import IRModel, Name, PrimitiveSchema, Resources
 
 API_VERSION = "tekscore.dev/v1"
 
@@ -23,8 +23,8 @@ ModelType = Literal["python", "sklearn", "onnx", "external"]
 class ModelSchema(IRModel):
     """The input and output fields of a model."""
 
-    input: Schema | None = None
-    output: Schema | None = None
+    input: PrimitiveSchema | None = None
+    output: PrimitiveSchema | None = None
 
 
 class ModelSpec(IRModel):

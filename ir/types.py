@@ -9,6 +9,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -18,14 +19,17 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     WithJsonSchema,
     WrapValidator,
+    field_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from common.avro import SchemaError, parse_fields, simple_type
 from common.fields import FieldType
 from common.names import Name
 
 __all__ = [
+    "AvroType",
     "FieldSpec",
     "FieldType",
     "IRModel",
@@ -33,6 +37,7 @@ __all__ = [
     "ParamNonNegativeInt",
     "ParamPositiveFloat",
     "ParamPositiveInt",
+    "PrimitiveSchema",
     "Resources",
     "Schema",
     "SecretKeyRef",
@@ -98,18 +103,72 @@ class SecretRef(IRModel):
     secret_ref: SecretKeyRef
 
 
+AvroType = Annotated[
+    FieldType | str | dict[str, Any] | list[Any],
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"enum": ["boolean", "int", "long", "float", "double", "string", "bytes"]},
+                {"type": "string", "description": "A type defined by an earlier field."},
+                {"type": "object", "description": "An Avro type in long form."},
+                {"type": "array", "description": "An Avro union."},
+            ]
+        }
+    ),
+]
+"""Any Avro type: a primitive name, its long form, a logical type, an enum, fixed, array, map,
+union or nested record, or the name of a type an earlier field defined."""
+
+
 class FieldSpec(IRModel):
-    """One field of a record schema (Avro primitive types)."""
+    """One field of a record schema: a name and an Avro type (`common.avro`)."""
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    type: FieldType
+    type: AvroType
     nullable: bool = Field(
         default=False, description="Whether null (or a missing field) is allowed."
     )
     doc: str | None = None
 
+    @field_validator("type", mode="after")
+    @classmethod
+    def _short_form(cls, value: Any) -> Any:
+        """`{"type": "double"}` is written `double` (one form for each primitive)."""
+        simple = simple_type(value)
+        return simple if simple is not None else value
 
-Schema = Annotated[list[FieldSpec], Field(description="An ordered list of fields.")]
+
+def _valid_avro(fields: list[FieldSpec]) -> list[FieldSpec]:
+    try:
+        parse_fields(fields)
+    except SchemaError as exc:
+        raise ValueError(str(exc)) from None
+    return fields
+
+
+def _primitive_only(fields: list[FieldSpec]) -> list[FieldSpec]:
+    for f in fields:
+        if simple_type(f.type) in (None, "null"):
+            raise ValueError(
+                f"field {f.name!r}: a model's schema takes the primitive types boolean, int, "
+                "long, float, double, string, bytes (other Avro types are for channel schemas)"
+            )
+    return fields
+
+
+Schema = Annotated[
+    list[FieldSpec],
+    AfterValidator(_valid_avro),
+    Field(description="An ordered list of fields (an Avro record's fields)."),
+]
+"""A channel's schema: fields of any Avro type, checked with fastavro."""
+
+PrimitiveSchema = Annotated[
+    list[FieldSpec],
+    AfterValidator(_primitive_only),
+    Field(description="An ordered list of fields of primitive Avro types."),
+]
+"""A model's schema: the scoring service checks and orders primitive fields."""
 
 
 class Resources(IRModel):

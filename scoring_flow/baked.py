@@ -35,7 +35,9 @@ from typing import Any
 
 import structlog
 import yaml
+from pydantic import ValidationError
 
+from common.avro import SchemaError, parse_record_schema
 from common.ports import free_port
 from common.termination import TERMINATION_ENV
 from ir.types import FieldSpec
@@ -53,7 +55,6 @@ MODEL_TYPES = {
     ".onnx": "onnx",
 }
 ENCODINGS = {"json": "jsonl", "jsonl": "jsonl", "csv": "csv", "avro-binary": "avro", "avro": "avro"}
-_PRIMITIVES = {"boolean", "int", "long", "float", "double", "string", "bytes"}
 
 
 # ---------------------------------------------------------------- pure parsing
@@ -71,21 +72,12 @@ def parse_pairs(text: str, what: str) -> dict[str, str]:
 
 
 def avro_fields(schema: Any, name: str) -> list[FieldSpec]:
-    """An Avro record schema as the flow's field list (`["null", T]` unions are nullable)."""
-    if not isinstance(schema, dict) or schema.get("type") != "record":
-        raise ConfigError(f"schema {name!r} must be an Avro record schema")
-    fields: list[FieldSpec] = []
-    for f in schema.get("fields") or []:
-        kind = f.get("type")
-        nullable = False
-        if isinstance(kind, list):
-            others = [k for k in kind if k != "null"]
-            nullable = len(others) < len(kind)
-            kind = others[0] if len(others) == 1 else None
-        if kind not in _PRIMITIVES:
-            raise ConfigError(f"schema {name!r} field {f.get('name')!r}: only primitive types")
-        fields.append(FieldSpec(name=f["name"], type=kind, nullable=nullable))
-    return fields
+    """An Avro record schema as the flow's field list (every Avro type; a union with null
+    makes the field nullable)."""
+    try:
+        return [FieldSpec.model_validate(f) for f in parse_record_schema(schema)]
+    except (SchemaError, ValidationError) as exc:
+        raise ConfigError(f"schema {name!r}: {exc}") from exc
 
 
 def descriptor_channel(

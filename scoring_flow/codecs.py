@@ -18,33 +18,17 @@ import fastavro
 import orjson
 from fastavro.write import Writer
 
+from common.avro import DatumConverter, JsonConverter, primitive_of, record_schema
 from ir.channels import Encoding
 from ir.types import FieldSpec
 from scoring_flow.types import BadRecord, Record
 
 Decoded = Record | BadRecord
 
-_AVRO_TYPES = {
-    "boolean": "boolean",
-    "int": "int",
-    "long": "long",
-    "float": "float",
-    "double": "double",
-    "string": "string",
-    "bytes": "bytes",
-}
-
 
 def avro_schema(fields: list[FieldSpec], name: str = "Record") -> dict[str, Any]:
     """The Avro record schema for a field list (nullable fields as `["null", type]`)."""
-    out: list[dict[str, Any]] = []
-    for f in fields:
-        t: Any = _AVRO_TYPES[f.type]
-        entry: dict[str, Any] = {"name": f.name, "type": ["null", t] if f.nullable else t}
-        if f.nullable:
-            entry["default"] = None
-        out.append(entry)
-    return {"type": "record", "name": name, "fields": out}
+    return record_schema(fields, name)
 
 
 # ---------------------------------------------------------------- decoding
@@ -105,16 +89,17 @@ def coerce_csv_row(row: dict[str, str], types: dict[str, FieldSpec] | None) -> D
     out: Record = {}
     for key, cell in row.items():
         spec = types.get(key) if types is not None else None
+        kind = primitive_of(spec.type) if spec is not None else None
         if cell == "":
-            out[key] = "" if spec is not None and spec.type == "string" else None
+            out[key] = "" if kind == "string" else None
             continue
         if spec is None:
             out[key] = _guess(cell)
             continue
         try:
-            out[key] = _typed(cell, spec.type)
+            out[key] = _typed(cell, kind)
         except ValueError:
-            return BadRecord(dict(row), f"field {key!r}: {cell!r} is not a valid {spec.type}")
+            return BadRecord(dict(row), f"field {key!r}: {cell!r} is not a valid {kind}")
     return out
 
 
@@ -129,7 +114,14 @@ def _guess(cell: str) -> Any:
         return cell
 
 
-def _typed(cell: str, kind: str) -> Any:
+def _typed(cell: str, kind: str | None) -> Any:
+    """A cell of a field of primitive `kind`; a field of another type (array, map, record,
+    union...) is written as JSON text, so it is read back as JSON when it parses."""
+    if kind is None:
+        try:
+            return orjson.loads(cell)
+        except orjson.JSONDecodeError:
+            return cell
     if kind in ("int", "long"):
         return int(cell)
     if kind in ("float", "double"):
@@ -144,12 +136,28 @@ def _typed(cell: str, kind: str) -> Any:
     return cell
 
 
+AVRO_MAGIC = b"Obj\x01"
+"""The first four bytes of every Avro object container file."""
+
+
 def _decode_avro(stream: IO[bytes]) -> Iterator[Decoded]:
-    for rec in fastavro.reader(stream):
+    head = stream.peek(32)[:32] if isinstance(stream, io.BufferedReader) else None
+    if head is not None and head[:4] != AVRO_MAGIC:
+        shown = head
+        raise ValueError(
+            "the input is not an Avro object container file (it starts with "
+            f"{shown!r}, not {AVRO_MAGIC!r}); is its encoding really avro?"
+        )
+    try:
+        reader = fastavro.reader(stream)
+    except ValueError as exc:
+        raise ValueError(f"the input is not an Avro object container file: {exc}") from exc
+    to_json = JsonConverter(reader.writer_schema)
+    for rec in reader:
         if isinstance(rec, dict):
-            yield rec
+            yield to_json(rec)
         else:
-            yield BadRecord(rec, "an avro datum must be a record")
+            yield BadRecord(to_json(rec), "an avro datum must be a record")
 
 
 # ---------------------------------------------------------------- encoding
@@ -166,10 +174,13 @@ class Encoder:
         self._header_done = False
         self._buf = io.BytesIO()
         self._avro: Writer | None = None
+        self._datum: DatumConverter | None = None
         if encoding == "avro":
             if not schema:
                 raise ValueError("avro output needs a schema")
-            self._avro = Writer(self._buf, avro_schema(schema), codec="null")
+            record = avro_schema(schema)
+            self._avro = Writer(self._buf, record, codec="null")
+            self._datum = DatumConverter(record)
 
     def begin(self) -> bytes:
         """The bytes that open the file (the avro header; nothing for jsonl, csv)."""
@@ -181,9 +192,9 @@ class Encoder:
             return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
         if self.encoding == "csv":
             return self._encode_csv(list(records))
-        assert self._avro is not None
+        assert self._avro is not None and self._datum is not None
         for r in records:
-            self._avro.write(r)
+            self._avro.write(self._datum(r))
         self._avro.flush()
         return self._drain()
 
@@ -235,7 +246,10 @@ class MessageCodec:
             raise ValueError(f"{encoding} messages need format.schema")
         self.encoding = encoding
         self.schema = schema
-        self._avro: Any = fastavro.parse_schema(avro_schema(schema)) if schema else None
+        record = avro_schema(schema) if schema else None
+        self._avro: Any = fastavro.parse_schema(record) if record else None
+        self._datum = DatumConverter(record) if record else None
+        self._json = JsonConverter(record) if record else None
         self._types = {f.name: f for f in schema} if schema else None
 
     def encode(self, record: Record) -> bytes:
@@ -243,8 +257,9 @@ class MessageCodec:
         if self.encoding == "jsonl":
             return orjson.dumps(record)
         if self.encoding == "avro":
+            assert self._datum is not None
             buf = io.BytesIO()
-            fastavro.schemaless_writer(buf, self._avro, record)
+            fastavro.schemaless_writer(buf, self._avro, self._datum(record))
             return buf.getvalue()
         assert self.schema is not None
         out = io.StringIO()
@@ -264,7 +279,11 @@ class MessageCodec:
                 rec = fastavro.schemaless_reader(io.BytesIO(value), self._avro, None)
             except Exception as exc:  # fastavro raises several types for bad data
                 return BadRecord(value.hex(), f"invalid avro datum: {exc}")
-            return rec if isinstance(rec, dict) else BadRecord(value.hex(), "not a record")
+            if not isinstance(rec, dict):
+                return BadRecord(value.hex(), "not a record")
+            assert self._json is not None
+            converted: Record = self._json(rec)
+            return converted
         assert self.schema is not None
         cells = next(csv.reader([value.decode("utf-8", "replace")]), [])
         if len(cells) != len(self.schema):
