@@ -12,7 +12,6 @@ log line `task failed`); 2 a usage error (typer).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -53,6 +52,8 @@ def configure_logging(level: str) -> None:
 
 def run_task(task: str, job_id: str, work: Callable[[], Awaitable[T]]) -> T:
     """Run one task's coroutine; a `TaskFailed` becomes exit 1 with its reason on stderr."""
+    import asyncio
+
     import structlog
 
     from common.task_errors import TaskFailed

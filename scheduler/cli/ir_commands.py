@@ -1,19 +1,20 @@
 """`tekscore validate`, `render` and `schema`: the IR on the command line.
 
 Reads IR files and writes the values file; errors print one per line as
-`FILE:LINE: PATH: MESSAGE` and exit 1.
+`FILE:LINE: PATH: MESSAGE` and exit 1. Imports stay light: the `ir` package (pydantic models)
+is imported when a command runs, so `tekscore --help` does not load it.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-import ir
-from common.files import atomic_write
+if TYPE_CHECKING:
+    import ir
 
 Paths = Annotated[list[Path], typer.Argument(help="IR files or folders (read in sorted order).")]
 Params = Annotated[
@@ -47,6 +48,8 @@ def render_paths(
     job_id: str | None = None,
 ) -> ir.Rendered:
     """Load and pre-process; on IR errors print them and exit 1."""
+    import ir
+
     try:
         docs = ir.load_paths(paths)
         registry = ir.load_registry(channels)
@@ -81,6 +84,8 @@ def render(
     ] = None,
 ) -> None:
     """Pre-process IR files into the one Helm values file."""
+    from common.files import atomic_write
+
     rendered = render_paths(
         paths, params=param, channels=channels, globals_file=globals_file, job_id=job_id
     )
@@ -92,10 +97,14 @@ def render(
 
 
 def schema(
-    kind: Annotated[str | None, typer.Argument(help=f"One of {', '.join(ir.KINDS)}.")] = None,
+    kind: Annotated[
+        str | None, typer.Argument(help="One kind (e.g. ScoringFlow); default: every kind.")
+    ] = None,
     values: Annotated[bool, typer.Option("--values", help="The values file's schema.")] = False,
 ) -> None:
     """Print the JSON Schema of the IR (or of one kind, or of the values file)."""
+    import ir
+
     if values:
         data = ir.values_json_schema()
     else:

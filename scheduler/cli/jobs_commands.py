@@ -1,27 +1,29 @@
-"""`tekscore submit | status | list | cancel | logs | run`: the scheduling server's API on the
-command line. Server URL and token from `--server`/`--token` or `TEKSCORE_SERVER`/`TEKSCORE_TOKEN`.
+"""`tekscore submit | status | list | events | cancel | logs | run`: the scheduling server's API
+on the command line. Server URL and token from `--server`/`--token` or
+`TEKSCORE_SERVER`/`TEKSCORE_TOKEN`.
 
-Does HTTP I/O; `run` also starts an embedded server when no `--server` is given.
+Does HTTP I/O; `run` also starts an embedded server when no `--server` is given. Imports stay
+light (typer and the stdlib; httpx when a command runs): `tekscore status` never loads FastAPI,
+uvicorn or the IR models. Output: `-o table|json|yaml` (`scheduler.cli.output`); exit codes of
+`run` and `submit --wait`: 0 succeeded, 1 failed, 3 cancelled; 2 is a usage error.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from scheduler.cli.ir_commands import Params, Paths, parse_params
-from scheduler.client import ApiError, Client
+from scheduler.cli.output import EXIT_FAILED, Output, OutputOpt, emit, error, exit_code
 
-FINISHED = {"SUCCEEDED", "FAILED", "CANCELLED"}
+if TYPE_CHECKING:
+    from scheduler.client import Client
+
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 Server = Annotated[
@@ -31,19 +33,23 @@ Server = Annotated[
 Token = Annotated[str | None, typer.Option("--token", envvar="TEKSCORE_TOKEN", help="API token.")]
 JobId = Annotated[str, typer.Argument(help="The job id (j-...).")]
 Labels = Annotated[list[str] | None, typer.Option("--label", "-l", help="key=value (repeatable).")]
-
-console = Console()
-err = Console(stderr=True)
+STATES = ("PENDING", "INSTALLING", "RUNNING", "STOPPING", "SUCCEEDED", "FAILED", "CANCELLED")
 
 
 @contextmanager
 def client(server: str | None, token: str | None) -> Iterator[Client]:
+    """A client of the server; an API error is printed (each line whole) and exits 1."""
+    from scheduler.client import ApiError, Client
+
     c = Client(server or DEFAULT_SERVER, token=token)
     try:
         yield c
     except ApiError as exc:
-        err.print(f"[red]error[/red] {exc}", highlight=False, markup=True)
-        raise typer.Exit(1) from None
+        if exc.status in (0, 422):
+            error(str(exc))  # unreachable, or FILE:LINE: PATH: MESSAGE lines as they are
+        else:
+            error(f"error {exc.status}: {exc}")
+        raise typer.Exit(EXIT_FAILED) from None
     finally:
         c.close()
 
@@ -58,72 +64,10 @@ def _labels(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-def summary(job: dict[str, Any]) -> Table:
-    """A job's status as a table: state, task, reason, and each flow's counts."""
-    table = Table(title=f"job {job['id']} ({job['pipeline']})", title_justify="left")
-    for column in ("flow", "mode", "state", "in", "out", "failed", "filtered"):
-        table.add_column(
-            column, justify="right" if column in ("in", "out", "failed", "filtered") else "left"
-        )
-    for name, flow in sorted(job["flows"].items()):
-        table.add_row(
-            name,
-            flow["mode"],
-            flow["state"],
-            str(flow["records_in"]),
-            str(flow["records_out"]),
-            str(flow["records_failed"]),
-            str(flow["records_filtered"]),
-        )
-    return table
+def _show(job: dict[str, Any], fmt: Output) -> None:
+    from scheduler.cli.views import job_view
 
-
-def show(job: dict[str, Any]) -> None:
-    colour = {"SUCCEEDED": "green", "FAILED": "red", "CANCELLED": "yellow"}.get(
-        job["state"], "cyan"
-    )
-    line = f"[{colour}]{job['state']}[/{colour}]"
-    if job.get("task"):
-        line += f" task={job['task']}"
-    if job.get("reason"):
-        line += f" reason={job['reason']}"
-    console.print(f"{job['id']}: {line}", highlight=False)
-    if job.get("message"):
-        console.print(f"  {job['message']}", highlight=False, markup=False)
-    if job["flows"]:
-        console.print(summary(job))
-
-
-def follow(c: Client, job_id: str, *, interval: float = 0.25) -> dict[str, Any]:
-    """Poll a job until it finishes, with a live line per flow (records and records/s)."""
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        state_task = progress.add_task("", total=None)
-        flow_tasks: dict[str, Any] = {}
-        last: dict[str, tuple[float, int]] = {}
-        while True:
-            job = c.get(job_id)
-            stage = job["state"] + (f" ({job['task']})" if job.get("task") else "")
-            progress.update(state_task, description=f"job {job_id}: {stage}")
-            now = time.monotonic()
-            for name, flow in sorted(job["flows"].items()):
-                if name not in flow_tasks:
-                    flow_tasks[name] = progress.add_task("", total=None)
-                seen_at, seen = last.get(name, (now, 0))
-                rate = (flow["records_in"] - seen) / (now - seen_at) if now > seen_at else 0.0
-                if flow["records_in"] != seen or name not in last:
-                    last[name] = (now, flow["records_in"])
-                progress.update(
-                    flow_tasks[name],
-                    description=(
-                        f"  flow {name} [{flow['state']}]: {flow['records_in']} in, "
-                        f"{flow['records_out']} out, {flow['records_failed']} failed"
-                        f"{f', {rate:,.0f} records/s' if rate > 0 else ''}"
-                    ),
-                )
-            if job["state"] in FINISHED:
-                return job
-            time.sleep(interval)
+    emit(job, fmt, table=job_view)
 
 
 def submit(
@@ -131,66 +75,113 @@ def submit(
     param: Params = None,
     name: Annotated[str | None, typer.Option(help="A name for the job.")] = None,
     label: Labels = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Follow the job until it ends.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the job until it ends; exit 0/1/3.")
+    ] = False,
+    output: OutputOpt = Output.table,
     server: Server = None,
     token: Token = None,
 ) -> None:
-    """Start a job from IR files; print its id (and, with --wait, follow it)."""
+    """Start a job from IR files.
+
+    Prints its id (table) or the job (json, yaml); with --wait, follows it and prints how it
+    ended, exiting 0 succeeded, 1 failed, 3 cancelled.
+    """
+    from scheduler.cli.follow import follow
+
     with client(server, token) as c:
         job = c.start(paths, parameters=parse_params(param), name=name, labels=_labels(label))
-        console.print(job["id"], highlight=False)
-        if wait:
-            job = follow(c, job["id"])
-            show(job)
-            raise typer.Exit(0 if job["state"] == "SUCCEEDED" else 1)
+        if output is Output.table:
+            typer.echo(job["id"])
+        if not wait:
+            if output is not Output.table:
+                emit(job, output)
+            return
+        job = follow(c, job["id"])
+    _show(job, output)
+    raise typer.Exit(exit_code(job["state"]))
 
 
 def status(
     job_id: JobId,
-    as_json: Annotated[bool, typer.Option("--json", help="The raw job.")] = False,
+    output: OutputOpt = Output.table,
+    as_json: Annotated[bool, typer.Option("--json", hidden=True, help="Same as -o json.")] = False,
     server: Server = None,
     token: Token = None,
 ) -> None:
     """A job's state, task, reason and flow counts."""
     with client(server, token) as c:
         job = c.get(job_id)
-    if as_json:
-        console.print_json(json.dumps(job))
-    else:
-        show(job)
+    _show(job, Output.json if as_json else output)
 
 
 def list_jobs(
-    state: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
+    state: Annotated[
+        str | None, typer.Option(help=f"Only jobs in this state ({', '.join(STATES)}).")
+    ] = None,
     pipeline: Annotated[str | None, typer.Option(help="Only jobs of this pipeline.")] = None,
     label: Labels = None,
-    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Jobs per page.")] = 20,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", "-w", help="Keep going: print every change (Ctrl-C ends it, exit 0)."
+        ),
+    ] = False,
+    interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between polls with --watch.")
+    ] = 1.0,
+    output: OutputOpt = Output.table,
     server: Server = None,
     token: Token = None,
 ) -> None:
-    """Jobs, newest first."""
+    """Jobs, newest first.
+
+    json/yaml print the API's page (items, next). With --watch, every change follows: a line
+    per job (table), one job per line (json: JSON Lines) or a document per job (yaml).
+    """
+    from scheduler.cli.views import jobs_table
+
+    query = {"state": state, "pipeline": pipeline, "label": label or [], "limit": limit}
     with client(server, token) as c:
-        page = c.list(state=state, pipeline=pipeline, label=label or [], limit=limit)
-    table = Table()
-    for column in ("id", "pipeline", "state", "task", "reason", "created"):
-        table.add_column(column)
-    for job in page["items"]:
-        table.add_row(
-            job["id"],
-            job["pipeline"],
-            job["state"],
-            job.get("task") or "",
-            job.get("reason") or "",
-            job["created_at"],
-        )
-    console.print(table)
+        if watch:
+            from scheduler.cli.follow import watch_jobs
+
+            try:
+                watch_jobs(c, query, output, interval=interval)
+            except KeyboardInterrupt:
+                return
+        page = c.list(**query)
+    emit(page, output, table=jobs_table)
 
 
-def cancel(job_id: JobId, server: Server = None, token: Token = None) -> None:
-    """Cancel a job (its finally task still runs)."""
+def events(
+    job_id: JobId,
+    output: OutputOpt = Output.table,
+    server: Server = None,
+    token: Token = None,
+) -> None:
+    """A job's state history: each transition, its task and reason."""
+    from scheduler.cli.views import events_table
+
+    with client(server, token) as c:
+        found = c.events(job_id)
+    emit(found, output, table=events_table)
+
+
+def cancel(
+    job_id: JobId,
+    output: OutputOpt = Output.table,
+    server: Server = None,
+    token: Token = None,
+) -> None:
+    """Cancel a job (its finally task still runs).
+
+    A job that already ended is shown as it ended.
+    """
     with client(server, token) as c:
         job = c.cancel(job_id)
-    show(job)
+    _show(job, output)
 
 
 def logs(
@@ -211,41 +202,46 @@ def run(
     param: Params = None,
     name: Annotated[str | None, typer.Option(help="A name for the job.")] = None,
     label: Labels = None,
+    output: OutputOpt = Output.table,
     server: Server = None,
     token: Token = None,
     home: Annotated[Path | None, typer.Option(help="State folder of the embedded server.")] = None,
 ) -> None:
-    """Run a job to its end with live progress; exit 1 unless it SUCCEEDED.
+    """Run a job to its end with live progress.
 
-    Without --server an embedded scheduling server (local backend) runs it in this process.
+    Exits 0 succeeded, 1 failed, 3 cancelled. Without --server an embedded scheduling server
+    (local backend) runs it in this process.
     """
     if server is not None:
         with client(server, token) as c:
-            raise typer.Exit(_run_with(c, paths, param, name, label))
-    from common.logs import configure_logging
-    from scheduler.cli.serve import EmbeddedServer, build_settings
+            job = _run_with(c, paths, param, name, label)
+    else:
+        from common.logs import configure_logging
+        from scheduler.cli.serve import EmbeddedServer, build_settings
 
-    configure_logging("warning")
-    settings = build_settings(home=home).model_copy(update={"log_level": "warning"})
-    with EmbeddedServer(settings) as embedded, client(embedded.url, None) as c:
-        code = _run_with(c, paths, param, name, label)
-    raise typer.Exit(code)
+        configure_logging("warning")
+        settings = build_settings(home=home).model_copy(update={"log_level": "warning"})
+        with EmbeddedServer(settings) as embedded, client(embedded.url, None) as c:
+            job = _run_with(c, paths, param, name, label)
+    _show(job, output)
+    raise typer.Exit(exit_code(job["state"]))
 
 
 def _run_with(
     c: Client, paths: list[Path], param: list[str] | None, name: str | None, label: list[str] | None
-) -> int:
+) -> dict[str, Any]:
+    from scheduler.cli.follow import FINISHED, follow
+
     job = c.start(paths, parameters=parse_params(param), name=name, labels=_labels(label))
     try:
-        job = follow(c, job["id"])
+        return follow(c, job["id"])
     except KeyboardInterrupt:
-        err.print(f"interrupted: cancelling {job['id']}")
+        error(f"interrupted: cancelling {job['id']}")
         c.cancel(job["id"])
         while job["state"] not in FINISHED:
             time.sleep(0.2)
             job = c.get(job["id"])
-    show(job)
-    return 0 if job["state"] == "SUCCEEDED" else 1
+        return job
 
 
 def register(app: typer.Typer) -> None:
@@ -257,5 +253,6 @@ def register(app: typer.Typer) -> None:
     app.command()(run)
     app.command()(status)
     app.command("list")(list_jobs)
+    app.command()(events)
     app.command()(cancel)
     app.command()(logs)

@@ -1,49 +1,77 @@
-"""The `tekscore` command: the root typer app and the loading of other packages' commands.
+"""The `tekscore` command: the root typer app and the loading of the commands.
 
-Commands of `scoring_service`, `scoring_flow` and `tekton` are added through the
-`tekscore.cli` entry-point group (each entry, named after its command, a `register(app)`
-function), so this package never imports them (DESIGN.md section 1). A process started for one
-of those commands (`tekscore serve-model`, `flow`, `baked`, `task`) loads only that entry:
-scoring processes start without importing the scheduler, the IR commands or rich.
-No I/O at import time.
+The scheduler's own commands are listed in `BUILTIN` with the module that registers them;
+commands of `scoring_service`, `scoring_flow` and `tekton` come through the `tekscore.cli`
+entry-point group (each entry, named after its command, a `register(app)` function), so this
+package never imports them (DESIGN.md section 1). An invocation loads only what it runs: a
+built-in command loads its own module (no entry-point scan), a plugin command (`tekscore
+serve-model`, `flow`, `baked`, `task`) loads only that entry, so scoring processes start without
+the scheduler; `tekscore --help` loads every command's module, each light (typer only at import
+time). No I/O at import time.
 """
 
 from __future__ import annotations
 
 import sys
-from importlib.metadata import EntryPoint, entry_points
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 import typer
 
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
 GROUP = "tekscore.cli"
+_IR = "scheduler.cli.ir_commands"
+_JOBS = "scheduler.cli.jobs_commands"
+
+# Every command of the scheduler's own, and the module whose `register(app)` adds it.
+BUILTIN: dict[str, str] = {
+    "validate": _IR,
+    "render": _IR,
+    "schema": _IR,
+    "serve": _JOBS,
+    "submit": _JOBS,
+    "run": _JOBS,
+    "status": _JOBS,
+    "list": _JOBS,
+    "events": _JOBS,
+    "cancel": _JOBS,
+    "logs": _JOBS,
+}
 
 
 def _plugins() -> dict[str, EntryPoint]:
+    from importlib.metadata import entry_points
+
     return {e.name: e for e in entry_points(group=GROUP)}
 
 
 def create_app(command: str | None = None) -> typer.Typer:
-    """The root app; with `command` naming a plugin command, only that command is loaded."""
+    """The root app; with `command` naming a command, only the module of that command is
+    loaded (any other name, or none, loads them all: for help and usage errors)."""
     app = typer.Typer(
         name="tekscore",
         help="Scoring-pipeline orchestrator: validate and render IR, run scoring jobs.",
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,  # plain click help: rich's help formatter costs more than the rest
     )
 
     @app.callback()
     def root() -> None:
         """Scoring-pipeline orchestrator: validate and render IR, run scoring jobs."""
 
+    if command in BUILTIN:
+        import_module(BUILTIN[command]).register(app)
+        return app
     plugins = _plugins()
     if command in plugins:
         plugins[command].load()(app)
         return app
-    from scheduler.cli import ir_commands, jobs_commands
-
-    ir_commands.register(app)
-    jobs_commands.register(app)
+    for module in dict.fromkeys(BUILTIN.values()):
+        import_module(module).register(app)
     loaded: set[str] = set()
     for name in sorted(plugins):
         if plugins[name].value not in loaded:  # one register() may add several commands

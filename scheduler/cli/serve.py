@@ -1,19 +1,22 @@
-"""`tekscore serve`: run the scheduling server (uvicorn), and the embedded server of `run`."""
+"""`tekscore serve`: run the scheduling server (uvicorn), and the embedded server of `run`.
+
+Registering the command imports only typer: uvicorn, FastAPI and the settings are imported when
+a server is built, so other commands (and `--help`) never load them.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import structlog
 import typer
-import uvicorn
 
-from common.logs import configure_logging
-from common.ports import free_port
-from scheduler.config import Settings, is_loopback
+if TYPE_CHECKING:
+    import uvicorn
+
+    from scheduler.config import Settings
 
 
 def build_settings(
@@ -26,6 +29,10 @@ def build_settings(
     globals_file: Path | None = None,
 ) -> Settings:
     """Settings from the environment with the given flags on top; loopback-only without tokens."""
+    import structlog
+
+    from scheduler.config import Settings, is_loopback
+
     overrides = {
         k: v
         for k, v in {
@@ -49,6 +56,8 @@ def build_settings(
 
 
 def uvicorn_config(settings: Settings) -> uvicorn.Config:
+    import uvicorn
+
     from scheduler.main import create_app
 
     return uvicorn.Config(
@@ -68,6 +77,10 @@ class EmbeddedServer:
     """A scheduling server on a free loopback port in a background thread (for `run`)."""
 
     def __init__(self, settings: Settings) -> None:
+        import uvicorn
+
+        from common.ports import free_port
+
         self.settings = settings.model_copy(update={"host": "127.0.0.1", "port": free_port()})
         self.server = uvicorn.Server(uvicorn_config(self.settings))
         self.thread = threading.Thread(target=self.server.run, name="tekscore-server", daemon=True)
@@ -102,7 +115,14 @@ def serve(
     channels: Annotated[Path | None, typer.Option(help="Channel registry folder.")] = None,
     globals_file: Annotated[Path | None, typer.Option("--globals", help="Globals file.")] = None,
 ) -> None:
-    """Run the scheduling server (API tokens: TEKSCORE_API_TOKENS; secret: TEKSCORE_SECRET)."""
+    """Run the scheduling server.
+
+    API tokens: TEKSCORE_API_TOKENS; callback secret: TEKSCORE_SECRET; web view at /ui.
+    """
+    import uvicorn
+
+    from common.logs import configure_logging
+
     configure_logging()
     settings = build_settings(
         host=host,
