@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from ir.keys import KeyTemplate
 from ir.types import IRModel, Name, Schema, SecretRef
 
 Direction = Literal["source", "sink"]
@@ -53,6 +54,19 @@ class KafkaConfig(IRModel):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     username: SecretRef | None = None
     password: SecretRef | None = None
+    key: str | None = Field(
+        default=None,
+        description="Sinks: the message key, a field name or a template of fields "
+        "('{region}/{customer_id}'). Messages with the same key go to the same partition, "
+        "so their order is kept (docs/scoring-flow.md).",
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _key_template(cls, value: str | None) -> str | None:
+        if value is not None:
+            KeyTemplate.parse(value)
+        return value
 
 
 class HttpConfig(IRModel):
@@ -103,6 +117,23 @@ class KafkaChannel(_Channel):
 
     type: Literal["kafka"]
     config: KafkaConfig
+
+    @model_validator(mode="after")
+    def _key_on_sinks_only(self) -> KafkaChannel:
+        if self.config.key is None:
+            return self
+        if self.direction != "sink":
+            raise ValueError("config.key is for sinks: a source reads the keys it is given")
+        schema = self.format.schema_
+        if schema:
+            known = {f.name for f in schema}
+            unknown = [f for f in KeyTemplate.parse(self.config.key).fields if f not in known]
+            if unknown:
+                raise ValueError(
+                    f"config.key names {', '.join(map(repr, unknown))}, not in format.schema "
+                    f"({', '.join(sorted(known))})"
+                )
+        return self
 
 
 class HttpChannel(_Channel):

@@ -62,8 +62,8 @@ def _text(raw: bytes | str) -> str:
 
 def _decode_jsonl(stream: IO[bytes]) -> Iterator[Decoded]:
     for line in stream:
-        if line.strip():
-            yield decode_json_line(line)
+        if line.strip():  # an undecodable line is dead-lettered without its line ending
+            yield decode_json_line(line.rstrip(b"\r\n"))
 
 
 def _decode_csv(stream: IO[bytes], schema: list[FieldSpec] | None) -> Iterator[Decoded]:

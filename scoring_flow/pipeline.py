@@ -1,4 +1,5 @@
-"""One micro-batch through the flow: input schema check, the steps in order, output schema check.
+"""One micro-batch through the flow: input schema check, the steps in order, output schema check,
+and the sink's message key (a record without the key's fields fails here, with the reason).
 
 No I/O of its own: score steps call the injected `Scorer` (the HTTP client in `scoring.py`) and
 python steps run the user function in a worker thread. Every failure is recorded on the record's
@@ -10,7 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
+from common.fields import missing_message
+from ir.channels import KafkaChannel
 from ir.flows import FilterStep, MapStep, PythonStep
+from ir.keys import KeyTemplate
 from ir.types import FieldSpec
 from ir.values import FlowValues, ResolvedScoreStep
 from scoring_flow import steps as st
@@ -20,6 +24,7 @@ from scoring_flow.types import Record
 
 INPUT_CHECK = "schema:input"
 OUTPUT_CHECK = "schema:output"
+KEY_CHECK = "sink:key"
 
 
 class Scorer(Protocol):
@@ -27,6 +32,29 @@ class Scorer(Protocol):
 
     async def score(self, *, service: str, model: str, payloads: list[Record]) -> list[Any]:
         """Score payloads with a model of a service."""
+
+
+def check_key(items: list[Item], key: KeyTemplate | None) -> None:
+    """Fail the live items with a record that lacks (or has null in) a field of the sink's
+    message key: producing it without a key would break the per-key order silently."""
+    if key is None:
+        return
+    for item in items:
+        if item.alive:
+            for record in item.results:
+                missing = key.missing(record)
+                if missing:
+                    why = "; ".join(missing_message(name) for name in missing)
+                    item.fail(f"message key {key.text!r}: {why}", step=KEY_CHECK)
+                    break
+
+
+def sink_key(flow: FlowValues) -> KeyTemplate | None:
+    """The message key of the flow's sink, when it is a Kafka sink with `config.key`."""
+    sink = flow.sink
+    if isinstance(sink, KafkaChannel) and sink.config.key:
+        return KeyTemplate.parse(sink.config.key)
+    return None
 
 
 def check(items: list[Item], schema: list[FieldSpec] | None, *, step: str) -> None:
@@ -55,6 +83,7 @@ class Pipeline:
         self.flow = flow
         self.scorer = scorer
         self.functions = functions
+        self.key = sink_key(flow)
 
     async def process(self, items: list[Item]) -> None:
         """Run every step on the live items of one micro-batch."""
@@ -71,6 +100,7 @@ class Pipeline:
             elif isinstance(step, PythonStep):
                 await asyncio.to_thread(st.apply_python, step, self.functions[index], items)
         check(items, self.flow.sink.format.schema_, step=OUTPUT_CHECK)
+        check_key(items, self.key)
 
     async def _score(self, step: ResolvedScoreStep, items: list[Item]) -> None:
         label = st.step_label(step)

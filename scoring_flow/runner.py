@@ -195,7 +195,7 @@ class FlowRunner:
             )
             source = make_source(flow.source, ctx)
             sink = make_sink(flow.sink, ctx)
-            dead = make_sink(flow.dead_letter, ctx) if flow.dead_letter else None
+            dead = make_sink(flow.dead_letter, ctx, dead_letter=True) if flow.dead_letter else None
             log.info("flow activated", **summary(flow))
             _tune_memory()
             await self._move(pipeline, source=source, sink=sink, dead=dead)

@@ -71,8 +71,9 @@ def make_source(spec: ChannelSpec, ctx: ChannelContext) -> Source:
     raise ConfigError(f"a {spec.type} channel cannot be a source")
 
 
-def make_sink(spec: ChannelSpec, ctx: ChannelContext) -> Sink:
-    """The sink for a channel spec (also used for the dead-letter channel)."""
+def make_sink(spec: ChannelSpec, ctx: ChannelContext, *, dead_letter: bool = False) -> Sink:
+    """The sink for a channel spec; `dead_letter` when it takes the flow's dead-letter entries
+    (`{"record", "reason", "step", "flow"}`), which a keyed Kafka sink keys by their record."""
     if spec.direction != "sink":
         raise ConfigError(f"channel {spec.name or spec.type!r} is a source, not a sink")
     if isinstance(spec, FileChannel):
@@ -86,7 +87,7 @@ def make_sink(spec: ChannelSpec, ctx: ChannelContext) -> Sink:
     if isinstance(spec, KafkaChannel):
         from scoring_flow.channels.kafka import KafkaSink
 
-        return KafkaSink(spec)
+        return KafkaSink(spec, dead_letter=dead_letter)
     if isinstance(spec, DiscardChannel):
         from scoring_flow.channels.inline import DiscardSink
 

@@ -6,6 +6,10 @@ does after the sink (and dead-letter channel) hold the batch; a flow killed befo
 batch again after a restart. One record per message (`MessageCodec`). In `batch` mode the source
 ends when it has reached the end offsets of its assigned partitions; in `streaming` mode it runs
 until `stop()`. Shards of a flow share the consumer group (default group: `tekscore-<flow>`).
+A sink with `config.key` gives each message the key rendered from its record (`ir.keys`), so
+the producer's partitioner (murmur2 of the key, as the Java client) sends every message of a key
+to one partition, where Kafka keeps their order; on a dead-letter channel the key comes from the
+failed input record, and a record without the key's fields goes without a key.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from ir.channels import KafkaChannel
+from ir.keys import KeyTemplate
 from scoring_flow.channels.base import SourceBatch, to_item
 from scoring_flow.codecs import MessageCodec
 from scoring_flow.errors import SinkError, SourceError
@@ -140,10 +145,24 @@ class KafkaSink:
 
     kind = "kafka"
 
-    def __init__(self, spec: KafkaChannel) -> None:
+    def __init__(self, spec: KafkaChannel, *, dead_letter: bool = False) -> None:
         self.spec = spec
         self.codec = MessageCodec(spec.format.encoding, spec.format.schema_)
+        self.key = KeyTemplate.parse(spec.config.key) if spec.config.key else None
+        self.dead_letter = dead_letter
         self._producer: AIOKafkaProducer | None = None
+
+    def key_of(self, record: Record) -> bytes | None:
+        """The message key of `record` (None without `config.key`, or when the record lacks one
+        of its fields: the flow dead-letters such records before the sink, see `Pipeline`)."""
+        if self.key is None:
+            return None
+        if self.dead_letter:  # a dead-letter entry: the key of the failed input record
+            original = record.get("record")
+            record = original if isinstance(original, dict) else {}
+        if self.key.missing(record):
+            return None
+        return self.key.render(record).encode("utf-8")
 
     async def open(self) -> None:
         """Connect the producer."""
@@ -160,7 +179,10 @@ class KafkaSink:
         assert self._producer is not None
         topic = self.spec.config.topic
         try:
-            futures = [await self._producer.send(topic, self.codec.encode(r)) for r in records]
+            futures = [
+                await self._producer.send(topic, self.codec.encode(r), key=self.key_of(r))
+                for r in records
+            ]
             if futures:
                 await asyncio.gather(*futures)
         except KafkaError as exc:

@@ -6,15 +6,9 @@ the output), then stopped by SIGTERM with exit 0 and its offsets committed."""
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import uuid
 from pathlib import Path
-from typing import Any
-
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.structs import TopicPartition
 
 from tests.scoring_flow.conftest import (
     SCORE_STEP,
@@ -25,78 +19,7 @@ from tests.scoring_flow.conftest import (
     read_jsonl,
     wait_until,
 )
-
-
-async def _create(bootstrap: str, *topics: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(t, num_partitions=2, replication_factor=1) for t in topics]
-        )
-    finally:
-        await admin.close()
-
-
-async def _produce(bootstrap: str, topic: str, records: list[dict[str, Any]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, json.dumps(r).encode()) for r in records]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
-async def _read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    """Every record of the topic. (tansu answers ListOffsets wrongly, so the end is the high
-    watermark the fetch responses carry.)"""
-    return (await _scan(bootstrap, topic))[0]
-
-
-async def _scan(bootstrap: str, topic: str) -> tuple[list[dict[str, Any]], dict[int, int]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in (0, 1)]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        out: list[dict[str, Any]] = []
-        while True:
-            got = await consumer.getmany(timeout_ms=300)
-            out += [json.loads(m.value) for msgs in got.values() for m in msgs]
-            marks = {tp: consumer.highwater(tp) for tp in parts}
-            positions = {tp: await consumer.position(tp) for tp in parts}
-            if not got and all(
-                marks[tp] is not None and positions[tp] >= marks[tp] for tp in parts
-            ):
-                return out, {tp.partition: positions[tp] for tp in parts}
-    finally:
-        await consumer.stop()
-
-
-async def _lag(bootstrap: str, topic: str, group: str) -> int:
-    """Messages of the topic not yet committed by the group."""
-    _, ends = await _scan(bootstrap, topic)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        lag = 0
-        for partition, end in ends.items():
-            committed = await consumer.committed(TopicPartition(topic, partition))
-            lag += end - (committed or 0)
-        return lag
-    finally:
-        await consumer.stop()
-
-
-def kafka_channel(bootstrap: str, topic: str, direction: str, group: str | None = None) -> dict:
-    config: dict[str, Any] = {"bootstrapServers": bootstrap, "topic": topic}
-    if group:
-        config["group"] = group
-    return {"type": "kafka", "direction": direction, "config": config}
+from tests.scoring_flow.kafka_tools import create_topics, kafka_channel, lag, produce, read_all
 
 
 def test_kafka_batch_flow_reads_to_the_end(
@@ -104,9 +27,9 @@ def test_kafka_batch_flow_reads_to_the_end(
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     src, dst = f"in-{tag}", f"out-{tag}"
-    asyncio.run(_create(kafka, src, dst))
+    asyncio.run(create_topics(kafka, src, dst))
     records = read_jsonl(iris / "input.jsonl")[:300]
-    asyncio.run(_produce(kafka, src, records))
+    asyncio.run(produce(kafka, src, records))
     config = {
         "name": "kafka-batch",
         "mode": "batch",
@@ -118,12 +41,12 @@ def test_kafka_batch_flow_reads_to_the_end(
     }
     run = flows.run(config)
     assert run.returncode == 0, run.log()
-    out = asyncio.run(_read_all(kafka, dst))
+    out = asyncio.run(read_all(kafka, dst))
     assert sorted(r["id"] for r in out) == sorted(r["id"] for r in records)
     assert all("prediction" in r for r in out)
     done = run.event("flow completed")
     assert done["records_in"] == 300 and done["records_out"] == 300
-    assert asyncio.run(_lag(kafka, src, f"g-{tag}")) == 0
+    assert asyncio.run(lag(kafka, src, f"g-{tag}")) == 0
 
 
 def test_streaming_flow_killed_and_restarted_loses_nothing(
@@ -131,9 +54,9 @@ def test_streaming_flow_killed_and_restarted_loses_nothing(
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     src, dst, group = f"in-{tag}", f"out-{tag}", f"g-{tag}"
-    asyncio.run(_create(kafka, src, dst))
+    asyncio.run(create_topics(kafka, src, dst))
     records = read_jsonl(iris / "input.jsonl")
-    asyncio.run(_produce(kafka, src, records))
+    asyncio.run(produce(kafka, src, records))
     slow = tmp_path / "slow.py"
     slow.write_text(
         "import time\n\ndef transform(records):\n    time.sleep(0.1)\n    return records\n"
@@ -158,13 +81,13 @@ def test_streaming_flow_killed_and_restarted_loses_nothing(
     )
     first.proc.send_signal(signal.SIGKILL)
     first.wait()
-    partial = asyncio.run(_read_all(kafka, dst))
+    partial = asyncio.run(read_all(kafka, dst))
     assert 0 < len(partial) < len(records)
 
     second = flows.start(config, env=env)
     wanted = {r["id"] for r in records}
     wait_until(
-        lambda: wanted <= {r["id"] for r in asyncio.run(_read_all(kafka, dst))},
+        lambda: wanted <= {r["id"] for r in asyncio.run(read_all(kafka, dst))},
         timeout=120,
         what="every input id in the output",
     )
@@ -173,7 +96,7 @@ def test_streaming_flow_killed_and_restarted_loses_nothing(
     assert second.event("flow stopping")["signal"] == "SIGTERM"
     done = second.event("flow completed")
     assert_invariant(done)
-    assert asyncio.run(_lag(kafka, src, group)) == 0
-    out = asyncio.run(_read_all(kafka, dst))
+    assert asyncio.run(lag(kafka, src, group)) == 0
+    out = asyncio.run(read_all(kafka, dst))
     assert {r["id"] for r in out} == wanted
     assert all("prediction" in r for r in out)
