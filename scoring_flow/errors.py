@@ -12,12 +12,18 @@ Pure data, no I/O. The tree::
     ├── ScoringError                 a call to a scoring service failed
     │   ├── RetriableScoringError    5xx, 503, timeouts, connection errors: retried with backoff
     │   └── PermanentScoringError    4xx: the request itself is bad, retrying cannot help
-    └── RecordError                  one record failed (schema check, step): dead-lettered
-        ├── SchemaViolation
-        └── StepError
+    └── RecordError                  one record failed: dead-lettered with `reason` and `step`
+        ├── DecodeError              the input could not be decoded into a record
+        ├── SchemaViolation          the record does not match the channel's schema
+        └── StepError                a step could not process the record (a map, filter or
+                                     python step; a score step whose call failed, or whose
+                                     service refused the record)
 
 `FlowError` subclasses that are not `RecordError` end a flow with `flow failed`; a
-`RecordError` only sends its record to the dead-letter channel.
+`RecordError` only sends its record to the dead-letter channel. Per-record failures travel as
+these objects: raised by the per-record code, carried on the record's `Item` (`Item.failure`)
+and, for a scoring call that failed, in the scoring client's answers (a `ScoringError` in
+place of a result).
 """
 
 from __future__ import annotations
@@ -98,6 +104,10 @@ class RecordError(FlowError):
         self.reason = reason
         self.step = step
         super().__init__(f"Record failed in step {step!r}: {reason}")
+
+
+class DecodeError(RecordError):
+    """Input that could not be decoded into a record (bad JSON, a CSV row of the wrong width)."""
 
 
 class SchemaViolation(RecordError):

@@ -2,8 +2,8 @@
 
 Pure data, no I/O. An `Item` is one input record: its ordinal in the source, the original (what
 a dead-letter entry carries), its current results (a score step may turn one record into 0..n),
-and its fate: failed (reason, step), filtered, or still going. `Counters` hold
-`records_in == records_out + records_failed + records_filtered` once every item is settled.
+and its fate: failed (a `RecordError`: reason and step), filtered, or still going. `Counters`
+hold `records_in == records_out + records_failed + records_filtered` once every item is settled.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from scoring_flow.errors import DecodeError, RecordError
 from scoring_flow.types import Record
 
 
@@ -21,7 +22,7 @@ class Item:
     ordinal: int
     original: Any
     results: list[Record] = field(default_factory=list)
-    failure: tuple[str, str] | None = None
+    failure: RecordError | None = None
     filtered: bool = False
 
     @classmethod
@@ -32,23 +33,26 @@ class Item:
     @classmethod
     def bad(cls, ordinal: int, raw: Any, *, reason: str, step: str) -> Item:
         """An item that failed before any step (undecodable input)."""
-        return cls(ordinal=ordinal, original=raw, results=[], failure=(reason, step))
+        return cls(
+            ordinal=ordinal, original=raw, results=[], failure=DecodeError(reason, step=step)
+        )
 
     @property
     def alive(self) -> bool:
         """Whether later steps still process this item."""
         return self.failure is None and not self.filtered
 
-    def fail(self, reason: str, *, step: str) -> None:
+    def fail(self, error: RecordError) -> None:
         """Mark the item failed (the first failure wins) and drop its results."""
         if self.failure is None:
-            self.failure = (reason, step)
+            self.failure = error
         self.results = []
 
 
 def dead_letter_entry(item: Item, *, flow: str) -> Record:
     """The record written to the dead-letter channel for a failed item."""
-    reason, step = item.failure or ("unknown", "unknown")
+    failure = item.failure
+    reason, step = (failure.reason, failure.step) if failure else ("unknown", "unknown")
     return {"record": item.original, "reason": reason, "step": step, "flow": flow}
 
 

@@ -2,8 +2,9 @@
 and the sink's message key (a record without the key's fields fails here, with the reason).
 
 No I/O of its own: score steps call the injected `Scorer` (the HTTP client in `scoring.py`) and
-python steps run the user function in a worker thread. Every failure is recorded on the record's
-`Item` (reason and step), never raised, so the runner can dead-letter it.
+python steps run the user function in a worker thread. Every failure of a record is a
+`RecordError` (`SchemaViolation`, `StepError`) recorded on the record's `Item`, never raised out
+of a batch, so the runner can dead-letter it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ir.keys import KeyTemplate
 from ir.types import FieldSpec
 from ir.values import FlowValues, ResolvedScoreStep
 from scoring_flow import steps as st
+from scoring_flow.errors import SchemaViolation, StepError
 from scoring_flow.items import Item
 from scoring_flow.schema_check import violation
 from scoring_flow.types import Record
@@ -31,7 +33,8 @@ class Scorer(Protocol):
     """What a score step needs: one answer per payload, in order."""
 
     async def score(self, *, service: str, model: str, payloads: list[Record]) -> list[Any]:
-        """Score payloads with a model of a service."""
+        """Score payloads with a model of a service: one answer per payload, in order (a result
+        object, a list of 0..n of them, or a `ScoringError` when that payload's call failed)."""
 
 
 def check_key(items: list[Item], key: KeyTemplate | None) -> None:
@@ -66,7 +69,7 @@ def check(items: list[Item], schema: list[FieldSpec] | None, *, step: str) -> No
             for record in item.results:
                 reason = violation(record, schema)
                 if reason:
-                    item.fail(reason, step=step)
+                    item.fail(SchemaViolation(reason, step=step))
                     break
 
 
@@ -118,7 +121,7 @@ class Pipeline:
             try:
                 mine = [st.score_payload(step, r) for r in item.results]
             except KeyError as exc:
-                item.fail(f"record field {exc.args[0]!r} is missing", step=label)
+                item.fail(StepError(f"record field {exc.args[0]!r} is missing", step=label))
                 continue
             for record, payload in zip(item.results, mine, strict=True):
                 pairs.append((item, record))

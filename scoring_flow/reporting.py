@@ -14,15 +14,8 @@ from typing import Any
 
 import httpx
 import structlog
-from tenacity import (
-    AsyncRetrying,
-    RetryError,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential,
-)
 
+from common.retry import Policy
 from scoring_flow.config import RuntimeSettings
 from scoring_flow.items import Counters
 
@@ -40,6 +33,10 @@ class _Rejected(Exception):
     """The scheduler answered with a status worth retrying."""
 
 
+def _rejected(exc: BaseException) -> bool:
+    return isinstance(exc, _Rejected)
+
+
 class Reporter:
     """Sends the flow's reports; use as `async with Reporter(...)`."""
 
@@ -51,12 +48,14 @@ class Reporter:
         shards: int,
         counters: Counters,
         complete_budget: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
         self.flow = flow
         self.shards = shards
         self.counters = counters
         self.complete_budget = complete_budget
+        self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> Reporter:
@@ -64,7 +63,9 @@ class Reporter:
             headers = {}
             if self.settings.callback_token:
                 headers["Authorization"] = f"Bearer {self.settings.callback_token}"
-            self._client = httpx.AsyncClient(timeout=10.0, headers=headers)
+            self._client = httpx.AsyncClient(
+                timeout=10.0, headers=headers, transport=self._transport
+            )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -117,15 +118,14 @@ class Reporter:
         if self._client is None:
             return True
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_delay(self.complete_budget) | stop_after_attempt(12),
-                wait=wait_exponential(multiplier=0.2, max=10.0),
-                retry=retry_if_exception_type(_Rejected),
-            ):
+            policy = Policy(
+                retry_on=_rejected, attempts=12, within=self.complete_budget, longest=10.0
+            )
+            async for attempt in policy.retrying():
                 with attempt:
                     await self._post("complete", body)
-        except RetryError as exc:
-            log.error("completion report failed", reason=str(exc.last_attempt.exception()))
+        except _Rejected as exc:
+            log.error("completion report failed", reason=str(exc))
             return False
         log.info("completion reported")
         return True

@@ -315,8 +315,9 @@ class FlowRunner:
         if failed:
             if dead is not None:
                 await dead.write([dead_letter_entry(i, flow=self.flow.name) for i in failed])
-            first = failed[0].failure or ("", "")
-            log.warning("records failed", count=len(failed), reason=first[0], step=first[1])
+            first = failed[0].failure
+            assert first is not None
+            log.warning("records failed", count=len(failed), reason=first.reason, step=first.step)
         await source.commit(batch)
         self.counters.settle(items)
         self.metrics.update(self.counters)

@@ -2,10 +2,11 @@
 
 Does network I/O (httpx.AsyncClient with keep-alive, created by the caller's `async with`, never
 at import). `score` answers one entry per sent record, in order: a result object, a list of
-0..n result objects, or `{"$error": reason}`. Failure handling:
+0..n result objects, `{"$error": reason}` (the service refused that record), or the
+`ScoringError` of a call that failed for that record. Failure handling:
 
 - 5xx, 429, timeouts, connection errors: retried `max_retries` times with exponential backoff
-  (tenacity), then every record of the batch gets `$error` with the reason;
+  (tenacity), then every record of the batch gets the `RetriableScoringError`;
 - 400/413/422 on a batch: the records are sent one by one so only the bad ones fail;
 - any other 4xx, or an answer of the wrong shape: every record of the batch fails.
 """
@@ -22,15 +23,8 @@ from typing import Any
 import httpx
 import orjson
 import structlog
-from tenacity import (
-    AsyncRetrying,
-    RetryError,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential,
-)
 
+from common.retry import Policy
 from ir.values import ServiceEndpoint
 from scoring_flow import oip
 from scoring_flow.errors import (
@@ -72,6 +66,10 @@ def _check(response: httpx.Response) -> Any:
     raise PermanentScoringError(detail, status=status)
 
 
+def _retriable(exc: BaseException) -> bool:
+    return isinstance(exc, RetriableScoringError)
+
+
 class ScoringClient:
     """Talks to the scoring services a flow uses; use as `async with ScoringClient(...)`."""
 
@@ -83,6 +81,7 @@ class ScoringClient:
         max_retries: int,
         max_connections: int = 16,
         backoff_max: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.services = services
         self.timeout = timeout
@@ -90,12 +89,13 @@ class ScoringClient:
         self.backoff_max = backoff_max
         self._max_connections = max_connections
         self._client: httpx.AsyncClient | None = None
-        self._transport: httpx.AsyncHTTPTransport | None = None
+        self._given = transport  # a test's httpx.MockTransport; else a keep-alive pool
+        self._transport: httpx.AsyncBaseTransport | None = None
         self._timeouts = httpx.Timeout(timeout).as_dict()
         self._metadata: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     async def __aenter__(self) -> ScoringClient:
-        self._transport = httpx.AsyncHTTPTransport(
+        self._transport = self._given or httpx.AsyncHTTPTransport(
             limits=httpx.Limits(
                 max_connections=self._max_connections,
                 max_keepalive_connections=self._max_connections,
@@ -134,12 +134,9 @@ class ScoringClient:
         url = endpoint.url.rstrip("/") + "/v2/health/ready"
         last = "no answer yet"
         started = time.monotonic()
+        policy = Policy(retry_on=_retriable, within=budget, first=0.05, longest=0.1)
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_delay(budget),
-                wait=wait_exponential(multiplier=0.05, max=0.1),
-                retry=retry_if_exception_type(RetriableScoringError),
-            ):
+            async for attempt in policy.retrying():
                 with attempt:
                     try:
                         response = await self.client.get(url, timeout=min(self.timeout, 5.0))
@@ -149,7 +146,7 @@ class ScoringClient:
                     if response.status_code != 200:
                         last = f"HTTP {response.status_code}"
                         raise RetriableScoringError(last, status=response.status_code)
-        except RetryError as exc:
+        except RetriableScoringError as exc:
             raise ServiceNotReadyError(
                 service=name, url=endpoint.url, waited=time.monotonic() - started, last=last
             ) from exc
@@ -168,10 +165,9 @@ class ScoringClient:
         except PermanentScoringError as exc:
             if (exc.status in ISOLATE_STATUSES or exc.status is None) and len(payloads) > 1:
                 return await self._one_by_one(call, endpoint, service, model, payloads)
-            return [{"$error": exc.detail}] * len(payloads)
+            return [exc] * len(payloads)
         except RetriableScoringError as exc:
-            reason = f"{exc.detail} (gave up after {self.max_retries} retries)"
-            return [{"$error": reason}] * len(payloads)
+            return [self._gave_up(exc)] * len(payloads)
 
     async def _one_by_one(
         self,
@@ -188,11 +184,16 @@ class ScoringClient:
                     await self._retrying(partial(call, endpoint, service, model, [payload]))
                 )
             except RetriableScoringError as exc:
-                reason = f"{exc.detail} (gave up after {self.max_retries} retries)"
-                answers.append({"$error": reason})
+                answers.append(self._gave_up(exc))
             except ScoringError as exc:
-                answers.append({"$error": exc.detail})
+                answers.append(exc)
         return answers
+
+    def _gave_up(self, exc: RetriableScoringError) -> RetriableScoringError:
+        """The failure of a call retried `max_retries` times, saying so."""
+        return RetriableScoringError(
+            f"{exc.detail} (gave up after {self.max_retries} retries)", status=exc.status
+        )
 
     async def _retrying(self, fn: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
         """The first attempt directly (the hot path), then up to `max_retries` more with
@@ -204,12 +205,8 @@ class ScoringClient:
                 raise
             log.warning("scoring retry", attempt=2, reason=exc.detail)
         await asyncio.sleep(0.1)
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(self.max_retries),
-            wait=wait_exponential(multiplier=0.2, max=self.backoff_max),
-            retry=retry_if_exception_type(RetriableScoringError),
-            reraise=True,
-        ):
+        policy = Policy(retry_on=_retriable, attempts=self.max_retries, longest=self.backoff_max)
+        async for attempt in policy.retrying():
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     log.warning("scoring retry", attempt=attempt.retry_state.attempt_number + 1)

@@ -2,7 +2,7 @@
 
 Pure logic, no I/O (the python step's function is loaded elsewhere, by `loader.py`). Each
 `apply_*` takes the items of one micro-batch and changes the live ones in place: a record a step
-cannot handle fails with the step's name as `step`; a record no filter keeps is `filtered`.
+cannot handle fails with a `StepError` naming the step; a record no filter keeps is `filtered`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 from ir.flows import Condition, FilterStep, MapStep, PythonStep
 from ir.values import ResolvedScoreStep
+from scoring_flow.errors import ScoringError, StepError
 from scoring_flow.items import Item
 from scoring_flow.types import Record
 
@@ -102,7 +103,7 @@ def apply_filter(step: FilterStep, items: list[Item]) -> None:
         try:
             kept = [r for r in item.results if keeps(step, r)]
         except TypeError as exc:
-            item.fail(f"cannot compare: {exc}", step=label)
+            item.fail(StepError(f"cannot compare: {exc}", step=label))
             continue
         if item.results and not kept:
             item.filtered = True
@@ -121,14 +122,14 @@ def apply_python(step: PythonStep, function: UserFunction, items: list[Item]) ->
         answers = _call(function, [r for _, r in pairs])
     except Exception as exc:
         if len(pairs) == 1:
-            pairs[0][0].fail(f"{type(exc).__name__}: {exc}", step=label)
+            pairs[0][0].fail(StepError(f"{type(exc).__name__}: {exc}", step=label))
             return
         answers = []
         for item, record in pairs:
             try:
                 answers.extend(_call(function, [record]))
             except Exception as one:
-                item.fail(f"{type(one).__name__}: {one}", step=label)
+                item.fail(StepError(f"{type(one).__name__}: {one}", step=label))
                 answers.append(_MISSING)
     _assign(pairs, answers, label)
 
@@ -154,7 +155,11 @@ def _assign(pairs: list[tuple[Item, Record]], answers: list[Any], label: str) ->
         elif isinstance(answer, list) and all(isinstance(a, dict) for a in answer):
             bucket.extend(answer)
         else:
-            item.fail(f"the function returned {type(answer).__name__}, not a record", step=label)
+            item.fail(
+                StepError(
+                    f"the function returned {type(answer).__name__}, not a record", step=label
+                )
+            )
     for item, _ in pairs:
         if item.alive and id(item) in fresh:
             item.results = fresh[id(item)]
@@ -192,8 +197,10 @@ def score_result(step: ResolvedScoreStep, record: Record, result: Record) -> Rec
 def apply_score_answers(
     step: ResolvedScoreStep, pairs: list[tuple[Item, Record]], answers: list[Any]
 ) -> None:
-    """Fold the service's answers (one per sent record: a result object, a list of 0..n result
-    objects, or `{"$error": reason}`) back into the items."""
+    """Fold the service's answers back into the items. One answer per sent record: a result
+    object, a list of 0..n result objects, `{"$error": reason}` (the service refused that
+    record: its wire format) or a `ScoringError` (the call for that record failed); the last two
+    fail the record with a `StepError`."""
     label = step_label(step)
     if not step.outputs and step.merge and _apply_merged(pairs, answers, label):
         return
@@ -207,11 +214,14 @@ def apply_score_answers(
             bucket = fresh[id(item)] = []
         if type(answer) is dict:
             if "$error" in answer:
-                item.fail(str(answer["$error"]), step=label)
+                item.fail(StepError(str(answer["$error"]), step=label))
             elif simple:  # the common case, kept cheap
                 bucket.append({**record, **answer} if step.merge else answer)
             else:
                 _add_results(step, item, record, [answer], bucket, label)
+            continue
+        if isinstance(answer, ScoringError):
+            item.fail(StepError(answer.detail, step=label))
             continue
         _add_results(
             step, item, record, answer if isinstance(answer, list) else [answer], bucket, label
@@ -225,7 +235,8 @@ def apply_score_answers(
 
 def _apply_merged(pairs: list[tuple[Item, Record]], answers: list[Any], label: str) -> bool:
     """The hot path of a merging score step without `outputs`: every item sent one record and
-    got one result object (or a `$error`). False, with nothing changed, when that is not so."""
+    got one result object (or a `$error`). False, with nothing changed, when that is not so (a
+    `ScoringError` answer, for one, is not a dict)."""
     if len(pairs) != len(answers):
         return False
     previous: Item | None = None
@@ -235,7 +246,7 @@ def _apply_merged(pairs: list[tuple[Item, Record]], answers: list[Any], label: s
         previous = item
     for (item, record), answer in zip(pairs, answers, strict=True):
         if "$error" in answer:
-            item.fail(str(answer["$error"]), step=label)
+            item.fail(StepError(str(answer["$error"]), step=label))
         else:
             item.results = [{**record, **answer}]
     return True
@@ -255,6 +266,6 @@ def _add_results(
                 raise TypeError(f"a result must be an object, got {type(result).__name__}")
             bucket.append(score_result(step, record, result))
     except KeyError as exc:
-        item.fail(f"model output {exc.args[0]!r} is missing from the result", step=label)
+        item.fail(StepError(f"model output {exc.args[0]!r} is missing from the result", step=label))
     except TypeError as exc:
-        item.fail(str(exc), step=label)
+        item.fail(StepError(str(exc), step=label))

@@ -34,7 +34,7 @@ def _json(body: Any, status: int = 200) -> Response:
 def entry(item: Item) -> Any:
     """What the answer says about one record."""
     if item.failure is not None:
-        return {"$error": item.failure[0], "$step": item.failure[1]}
+        return {"$error": item.failure.reason, "$step": item.failure.step}
     if item.filtered:
         return None
     return item.results[0] if len(item.results) == 1 else item.results
@@ -98,7 +98,7 @@ class HttpSource:
         if single:
             item = items[0]
             if item.failure is not None:
-                return _json({"error": item.failure[0], "step": item.failure[1]}, 422)
+                return _json({"error": item.failure.reason, "step": item.failure.step}, 422)
             return _json(entry(item))
         return _json([entry(i) for i in items])
 

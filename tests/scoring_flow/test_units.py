@@ -17,7 +17,7 @@ from ir.values import ResolvedScoreStep
 from scoring_flow import oip, steps
 from scoring_flow.codecs import Encoder, MessageCodec, decode
 from scoring_flow.config import RuntimeSettings, parse_flow_values
-from scoring_flow.errors import ConfigError, SecretError
+from scoring_flow.errors import ConfigError, RetriableScoringError, SecretError, StepError
 from scoring_flow.items import Counters, Item, dead_letter_entry
 from scoring_flow.reporting import report_body
 from scoring_flow.schema_check import violation
@@ -145,7 +145,7 @@ def test_filter_ops_and_fates() -> None:
     steps.apply_filter(step, items)
     assert items[0].alive
     assert items[1].filtered and items[2].filtered
-    assert items[3].failure is not None and "compare" in items[3].failure[0]
+    assert isinstance(items[3].failure, StepError) and "compare" in items[3].failure.reason
     any_step = FilterStep.model_validate(
         {
             "type": "filter",
@@ -175,7 +175,8 @@ def test_python_step_isolates_the_record_that_raises() -> None:
     items = items_of({"x": 1}, {"x": -1}, {"x": 0})
     steps.apply_python(step, fn, items)
     assert items[0].results == [{"y": 1}, {"y": 2}]
-    assert items[1].failure == ("ValueError: negative", "double")
+    assert isinstance(items[1].failure, StepError)
+    assert (items[1].failure.reason, items[1].failure.step) == ("ValueError: negative", "double")
     assert items[2].filtered
 
 
@@ -191,19 +192,23 @@ def test_score_mapping_merge_outputs_and_errors() -> None:
     assert steps.score_payload(step, {"x": 1, "id": 7}) == {"f": 1}
     with pytest.raises(KeyError):
         steps.score_payload(step, {"id": 7})
-    items = items_of({"id": 1}, {"id": 2}, {"id": 3}, {"id": 4})
+    items = items_of({"id": 1}, {"id": 2}, {"id": 3}, {"id": 4}, {"id": 5})
     pairs = [(i, i.results[0]) for i in items]
     answers = [
         {"prediction": "a", "p": 0.1},
         [{"prediction": "b"}, {"prediction": "c"}],
         {"$error": "bad input"},
         [],
+        RetriableScoringError("HTTP 503: busy (gave up after 3 retries)", status=503),
     ]
     steps.apply_score_answers(step, pairs, answers)
     assert items[0].results == [{"id": 1, "label": "a"}]
     assert items[1].results == [{"id": 2, "label": "b"}, {"id": 2, "label": "c"}]
-    assert items[2].failure == ("bad input", "score")
+    assert isinstance(items[2].failure, StepError)
+    assert (items[2].failure.reason, items[2].failure.step) == ("bad input", "score")
     assert items[3].alive and items[3].results == []
+    assert isinstance(items[4].failure, StepError)
+    assert items[4].failure.reason == "HTTP 503: busy (gave up after 3 retries)"
     replace = ResolvedScoreStep(type="score", model="m", service="s", merge=False)
     fresh = items_of({"id": 1})
     steps.apply_score_answers(replace, [(fresh[0], fresh[0].results[0])], [{"y": 2}])
@@ -285,7 +290,7 @@ def test_config_errors_name_the_field() -> None:
 
 def test_counters_invariant_and_report_body() -> None:
     items = items_of({"a": 1}, {"a": 2}, {"a": 3})
-    items[0].fail("x", step="s")
+    items[0].fail(StepError("x", step="s"))
     items[1].filtered = True
     c = Counters(records_in=3)
     c.settle(items)
