@@ -92,6 +92,7 @@ def fetch(
     sha256: str | None = None,
     name: str | None = None,
     attempts: int = HTTP_ATTEMPTS,
+    transport: httpx.BaseTransport | None = None,
 ) -> Path:
     """The local path of the file behind `uri`, its sha256 checked: a local file in place, a
     remote one downloaded to `dest_dir/<name or the URI's base name>`."""
@@ -105,7 +106,7 @@ def fetch(
     target = dest_dir / (name or Path(unquote(parsed.path)).name or "download")
     with replacing(target, fsync=False) as tmp:
         if parsed.scheme in ("http", "https"):
-            _http_get(uri, tmp, attempts)
+            _http_get(uri, tmp, attempts, transport)
         elif parsed.scheme == "s3":
             key = parsed.path.lstrip("/")
             if not parsed.netloc or not key:
@@ -130,10 +131,10 @@ def fetched(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _http_get(uri: str, target: Path, attempts: int) -> None:
+def _http_get(uri: str, target: Path, attempts: int, transport: httpx.BaseTransport | None) -> None:
     timeout = httpx.Timeout(60.0, connect=10.0)
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=True) as client:
+        with httpx.Client(timeout=timeout, follow_redirects=True, transport=transport) as client:
             policy = Policy(retry_on=transient_http, attempts=attempts, first=0.5, longest=4)
             for attempt in policy.retrying_sync():
                 with attempt, client.stream("GET", uri) as response:

@@ -41,12 +41,13 @@ async def wait_ready(
     ready_timeout: float,
     poll: float,
     log: structlog.typing.FilteringBoundLogger,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> None:
     """Return once every service is ready; raise the first `TaskFailed` otherwise."""
     if not services:
         return
     deadline = time.monotonic() + ready_timeout
-    async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+    async with httpx.AsyncClient(timeout=2.0, trust_env=False, transport=transport) as client:
         tasks = [
             asyncio.create_task(_until_ready(client, s, deadline, ready_timeout, poll, log))
             for s in services

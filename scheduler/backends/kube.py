@@ -15,13 +15,8 @@ from typing import Any
 import aiohttp
 import structlog
 from kubernetes.aio.client.exceptions import ApiException
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
 
+from common.retry import Policy
 from tekton.tasks.kube import transient
 
 log = structlog.get_logger("scheduler.kube")
@@ -38,13 +33,8 @@ def status_of(exc: BaseException) -> int | None:
 
 
 async def retried(call: Callable[[], Awaitable[Any]], *, attempts: int = 5) -> Any:
-    """`call()`, retried with exponential backoff on transient errors."""
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception(transient),
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.2, max=5),
-        reraise=True,
-    ):
+    """`call()`, retried with exponential backoff on transient errors (`common.retry`)."""
+    async for attempt in Policy(retry_on=transient, attempts=attempts).retrying():
         with attempt:
             return await call()
     raise AssertionError("unreachable")  # pragma: no cover

@@ -1,5 +1,6 @@
-"""The first half of the install task, shared by both backends: download the job bundle from
-the scheduler and pre-process it, checking the result against the hash the scheduler computed.
+"""The first half of the Kubernetes install task: download the job bundle from the scheduler
+and pre-process it, checking the result against the hash the scheduler computed (a check of
+transport: the local backend's install takes the values rendered at start, in-process).
 
 Does HTTP I/O (httpx, retried with tenacity on transport errors and 5xx answers).
 """
@@ -7,38 +8,27 @@ Does HTTP I/O (httpx, retried with tenacity on transport errors and 5xx answers)
 from __future__ import annotations
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 import ir
+from common.retry import Policy, transient_http
 from common.task_errors import TaskFailed
 from ir.bundle import JobBundle, render_bundle
 
 
-def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, httpx.TransportError):
-        return True
-    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
-
-
 async def fetch_bundle(
-    *, scheduler_url: str, job_id: str, token: str | None, attempts: int = 6
+    *,
+    scheduler_url: str,
+    job_id: str,
+    token: str | None,
+    attempts: int = 6,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> JobBundle:
     """`GET {scheduler}/api/v1/jobs/{id}/ir` with the job's callback token."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = f"{scheduler_url.rstrip('/')}/api/v1/jobs/{job_id}/ir"
     try:
-        async with httpx.AsyncClient(timeout=30.0, headers=headers) as client:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(_transient),
-                stop=stop_after_attempt(attempts),
-                wait=wait_exponential(multiplier=0.2, max=5),
-                reraise=True,
-            ):
+        async with httpx.AsyncClient(timeout=30.0, headers=headers, transport=transport) as client:
+            async for attempt in Policy(retry_on=transient_http, attempts=attempts).retrying():
                 with attempt:
                     response = await client.get(url)
                     response.raise_for_status()

@@ -36,14 +36,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
+from tenacity import AsyncRetrying, RetryCallState
 
+from common.retry import Policy
 from common.task_errors import TaskFailed
 
 # `kubernetes.aio` is imported inside the I/O functions: importing it takes about a second and
@@ -288,13 +283,10 @@ def _retrying(*, attempts: int, backoff: float, log: Any, what: str) -> AsyncRet
             "kubernetes api retry", what=what, attempt=state.attempt_number, error=_short(exc)
         )
 
-    return AsyncRetrying(
-        retry=retry_if_exception(transient),
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=backoff, max=max(backoff, 10.0)),
-        before_sleep=before_sleep,
-        reraise=True,
+    policy = Policy(
+        retry_on=transient, attempts=attempts, first=backoff, longest=10.0, on_retry=before_sleep
     )
+    return policy.retrying()
 
 
 def _short(exc: BaseException | None) -> str:
