@@ -376,7 +376,7 @@ async def fill_store(home: Path, iris: Path, count: int) -> list[str]:
 
     store = await Store.open(home / "state.db")
     request = JobCreate(pipeline={"files": ir_files(iris)}, base_dir=str(iris))
-    bundle, template = await prepare_job(
+    bundle, template, values = await prepare_job(
         request,
         job_id="j-template00",
         globals_=ir.load_globals(None),
@@ -410,6 +410,7 @@ async def fill_store(home: Path, iris: Path, count: int) -> list[str]:
             job,
             bundle.model_copy(update={"job_id": job_id, "labels": labels}),
             EventPublic(at=at, state=State.PENDING, reason="Created"),
+            values={**values, "job": {**values["job"], "id": job_id, "labels": labels}},
         )
         for n, (state, task, reason) in enumerate(steps, start=1):
             when = at + timedelta(seconds=n)

@@ -387,6 +387,22 @@ class LocalInstaller:
             f"Flow {name!r}: flow process ended {when}, without reporting.{tail_text(log)}",
         )
 
+    def completed_flows(self) -> list[tuple[str, dict[str, Any]]]:
+        """(flow, final counters) of every batch-flow process whose termination record says it
+        completed: `records_in`, `records_out`, `records_failed`, `records_filtered`, `shard`,
+        `shards` (what its completion callback carries)."""
+        done = []
+        for watched in self._watched:
+            record = watched.record
+            if record.kind != "flow" or self._table.modes.get(record.name) != "batch":
+                continue
+            said = termination(record)
+            if said is not None and said.reason == "Completed":
+                keys = ("records_in", "records_out", "records_failed", "records_filtered")
+                counters = {k: v for k, v in said.detail.items() if k in (*keys, "shard", "shards")}
+                done.append((record.name, counters))
+        return done
+
     # ------------------------------------------------------------------ uninstall
 
     async def uninstall(self) -> None:

@@ -2,12 +2,20 @@
 
 Does I/O through the store and the backend. It is the only writer of job state: every change
 goes through `transition`, which applies the state machine (`scheduler.states`), records the
-event and logs it, under a per-job lock.
+event and logs it, under a per-job lock. Pre-processing runs once per job, at start: the store
+keeps the rendered values beside the bundle, for the install task and for `/values`.
+
+How a job's scoring ends is decided in one place, `complete` (and `fail` for a failure): the
+completion callback, the install task that finds every flow already reported, and the wait task
+that saw every batch-flow process exit 0 all ask it. It answers `ENDED` to the one caller that
+ended scoring, `ALREADY_ENDED` (and logs it) to every later one, `NOT_YET` while batch flows
+still run; no answer is dropped silently.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import json
 import os
@@ -16,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -78,6 +86,14 @@ def make_bundle(
     )
 
 
+class Prepared(NamedTuple):
+    """A start request, pre-processed: its bundle, the new PENDING job, the rendered values."""
+
+    bundle: JobBundle
+    job: JobRecord
+    values: dict[str, Any]
+
+
 async def prepare_job(
     request: JobCreate,
     *,
@@ -86,9 +102,9 @@ async def prepare_job(
     channels: dict[str, str],
     base_dir: Path,
     backend: Callable[[str], BackendInfo],
-) -> tuple[JobBundle, JobRecord]:
-    """The bundle and the new PENDING job of a start request (both backends); pre-processing
-    runs in a thread and raises `ir.IRValidationError` listing every problem."""
+) -> Prepared:
+    """The bundle, the new PENDING job and the values of a start request (both backends);
+    pre-processing runs in a thread and raises `ir.IRValidationError` listing every problem."""
     bundle = make_bundle(
         request, job_id=job_id, globals_=globals_, channels=channels, base_dir=base_dir
     )
@@ -109,7 +125,15 @@ async def prepare_job(
         content_hash=rendered.content_hash,
         backend=backend(job_id),
     )
-    return bundle, job
+    return Prepared(bundle, job, rendered.values)
+
+
+class Completion(enum.StrEnum):
+    """What `JobService.complete` (or `fail`) decided for its caller."""
+
+    ENDED = "ended"  # this call ended the job's scoring: the job is STOPPING
+    ALREADY_ENDED = "already-ended"  # scoring had ended before (completed, failed or cancelled)
+    NOT_YET = "not-yet"  # batch flows still run (or the job is still installing)
 
 
 class JobService:
@@ -146,7 +170,7 @@ class JobService:
             seen = await self.store.idempotency(idempotency_key)
             if seen is not None:
                 return await self._replay(idempotency_key, digest, seen)
-        bundle, job = await prepare_job(
+        bundle, job, values = await prepare_job(
             request,
             job_id=new_job_id(),
             globals_=self.globals,
@@ -158,7 +182,7 @@ class JobService:
         event = EventPublic(at=job.created_at, state=State.PENDING, reason="Created")
         key = (idempotency_key, digest) if idempotency_key is not None else None
         try:
-            await self.store.create(job, bundle, event, idempotency=key)
+            await self.store.create(job, bundle, event, values=values, idempotency=key)
         except DuplicateKey:
             seen = await self.store.idempotency(idempotency_key or "")
             if seen is None:
@@ -187,11 +211,20 @@ class JobService:
             raise JobNotFound(job_id)
         return bundle
 
-    async def values(self, job_id: str) -> dict[str, Any]:
-        """The job's values file, rendered again from its bundle (deterministic), redacted."""
-        rendered = await asyncio.to_thread(render_bundle, await self.bundle(job_id))
-        values: dict[str, Any] = redact(rendered.values)
+    async def rendered(self, job_id: str) -> dict[str, Any]:
+        """The job's values file as pre-processed at start (what install installs); a job stored
+        by an older version without it is rendered from its bundle once, and kept."""
+        values = await self.store.values(job_id)
+        if values is None:
+            rendered = await asyncio.to_thread(render_bundle, await self.bundle(job_id))
+            values = rendered.values
+            await self.store.save_values(job_id, values)
         return values
+
+    async def values(self, job_id: str) -> dict[str, Any]:
+        """The job's values file as pre-processed at start, redacted."""
+        redacted: dict[str, Any] = redact(await self.rendered(job_id))
+        return redacted
 
     async def events(self, job_id: str) -> list[EventPublic]:
         await self.get(job_id)
@@ -238,51 +271,73 @@ class JobService:
     ) -> JobRecord | None:
         """Apply `event` to the job; None (and a log line) when it does not apply in its state."""
         async with self._locks[job_id]:
-            job = await self.get(job_id)
-            try:
-                step = advance(job.state, event, job.outcome)
-            except InvalidTransition as exc:
-                log.info(
-                    "transition ignored",
-                    job_id=job_id,
-                    state=job.state,
-                    on=str(event),
-                    why=str(exc),
-                )
-                return None
-            if step.state == job.state and step.outcome == job.outcome:
-                return job
-            at = now()
-            update: dict[str, Any] = {
-                "state": step.state,
-                "task": step.task,
-                "outcome": step.outcome,
-            }
-            if event in (Event.INSTALL_FAILED, Event.WAIT_FAILED, Event.FINALLY_FAILED):
-                update["reason"], update["message"] = reason, message
-                update["errors"] = [
-                    ErrorItem(loc=["task", job.task or "finally"], msg=message or "")
-                ]
-                update["failed_task"] = job.task or "finally"
-            elif event == Event.CANCEL:
-                update["reason"], update["message"] = reason or "Cancelled", message
-            elif reason is not None and job.reason is None:
-                update["reason"], update["message"] = reason, message
-            if step.state == State.INSTALLING:
-                update["started_at"] = at
-            if step.state.finished:
-                update["finished_at"] = at
-                update["task"] = job.failed_task if step.state == State.FAILED else None
-                if step.state == State.SUCCEEDED:
-                    update["reason"] = update.get("reason") or job.reason or "Completed"
-            job = job.model_copy(update=update)
-            record = EventPublic(
-                at=at, state=job.state, task=job.task, reason=reason or job.reason, message=message
+            changed = await self._apply(
+                await self.get(job_id), event, reason=reason, message=message
             )
-            await self.store.save(job, record)
+        if changed is not None:
+            self._notify(*changed)
+            return changed[0]
+        return None
+
+    async def _apply(
+        self,
+        job: JobRecord,
+        event: Event,
+        *,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> tuple[JobRecord, Event, EventPublic | None] | None:
+        """The transition itself, under the job's lock: (the job after it, the event, the stored
+        event record or None when nothing changed); None when `event` does not apply."""
+        job_id = job.id
+        try:
+            step = advance(job.state, event, job.outcome)
+        except InvalidTransition as exc:
+            log.info(
+                "transition ignored",
+                job_id=job_id,
+                state=job.state,
+                on=str(event),
+                why=str(exc),
+            )
+            return None
+        if step.state == job.state and step.outcome == job.outcome:
+            return job, event, None
+        at = now()
+        update: dict[str, Any] = {
+            "state": step.state,
+            "task": step.task,
+            "outcome": step.outcome,
+        }
+        if event in (Event.INSTALL_FAILED, Event.WAIT_FAILED, Event.FINALLY_FAILED):
+            update["reason"], update["message"] = reason, message
+            update["errors"] = [ErrorItem(loc=["task", job.task or "finally"], msg=message or "")]
+            update["failed_task"] = job.task or "finally"
+        elif event == Event.CANCEL:
+            update["reason"], update["message"] = reason or "Cancelled", message
+        elif reason is not None and job.reason is None:
+            update["reason"], update["message"] = reason, message
+        if step.state == State.INSTALLING:
+            update["started_at"] = at
+        if step.state.finished:
+            update["finished_at"] = at
+            update["task"] = job.failed_task if step.state == State.FAILED else None
+            if step.state == State.SUCCEEDED:
+                update["reason"] = update.get("reason") or job.reason or "Completed"
+        job = job.model_copy(update=update)
+        record = EventPublic(
+            at=at, state=job.state, task=job.task, reason=reason or job.reason, message=message
+        )
+        await self.store.save(job, record)
+        return job, event, record
+
+    def _notify(self, job: JobRecord, event: Event, record: EventPublic | None) -> None:
+        """Log a transition that happened and tell the listeners (outside the job's lock)."""
+        if record is None:
+            return
         log.info(
             "job transition",
-            job_id=job_id,
+            job_id=job.id,
             on=str(event),
             state=str(job.state),
             task=job.task,
@@ -290,7 +345,6 @@ class JobService:
         )
         for listener in self.listeners:
             listener(job, event)
-        return job
 
     async def cancel(self, job_id: str) -> JobRecord:
         """Cancel a job (idempotent); JobFinished when it already ended."""
@@ -303,8 +357,10 @@ class JobService:
         await self._backend().stop(job_id)
         return updated or await self.get(job_id)
 
-    async def report(self, job_id: str, flow: str, report: FlowReport, *, final: bool) -> JobRecord:
-        """A flow's progress or completion; the job completes when every batch flow has."""
+    async def record_report(
+        self, job_id: str, flow: str, report: FlowReport, *, final: bool
+    ) -> JobRecord:
+        """Store a flow's counters (progress, or one shard's completion); decides nothing."""
         async with self._locks[job_id]:
             job = await self.get(job_id)
             if flow not in job.flows:
@@ -323,24 +379,82 @@ class JobService:
             records_failed=updated.records_failed,
             error=report.error,
         )
+        return job
+
+    async def report(self, job_id: str, flow: str, report: FlowReport, *, final: bool) -> JobRecord:
+        """A flow's progress or completion (its callback). A completion asks `complete`, a
+        completion with an error asks `fail`; when that ends the job, its task is stopped."""
+        await self.record_report(job_id, flow, report, final=final)
         if final and report.error:
-            if await self.transition(
+            decided = await self.fail(
                 job_id,
-                Event.WAIT_FAILED,
+                task="wait",
                 reason="FlowFailed",
                 message=f"flow {flow}: {report.error}",
-            ):
-                await self._backend().stop(job_id)
-        elif (
-            final
-            and _all_batch_done(job)
-            and await self.transition(job_id, Event.SCORING_DONE, reason="Completed")
-        ):
+                by=f"flow {flow}",
+            )
+        elif final:
+            decided = await self.complete(job_id, by=f"flow {flow}")
+        else:
+            decided = Completion.NOT_YET
+        if decided == Completion.ENDED:
             await self._backend().stop(job_id)
         return await self.get(job_id)
 
-    def all_batch_done(self, job: JobRecord) -> bool:
-        return _all_batch_done(job)
+    async def complete(self, job_id: str, *, by: str, processes_done: bool = False) -> Completion:
+        """Whether the job's scoring is over, decided here and nowhere else: when every batch
+        flow reported its completion, or (`processes_done`, the wait task's own evidence) every
+        batch-flow process exited 0, the job goes RUNNING -> STOPPING to succeed. The first
+        caller that finds it so gets `ENDED`; every later one `ALREADY_ENDED`; a job still
+        installing or with batch flows running `NOT_YET` (install asks again when it ends)."""
+        async with self._locks[job_id]:
+            job = await self.get(job_id)
+            changed = None
+            if job.state in (State.PENDING, State.INSTALLING):
+                decided = Completion.NOT_YET
+            elif job.state != State.RUNNING:
+                decided = Completion.ALREADY_ENDED
+            elif not (processes_done or _all_batch_done(job)):
+                decided = Completion.NOT_YET
+            else:
+                changed = await self._apply(job, Event.SCORING_DONE, reason="Completed")
+                decided = Completion.ENDED
+        if changed is not None:
+            self._notify(*changed)
+        log.info("job completion", job_id=job_id, by=by, decided=str(decided), state=str(job.state))
+        return decided
+
+    async def fail(
+        self, job_id: str, *, task: str, reason: str, message: str, by: str
+    ) -> Completion:
+        """Fail the job for a failure of its `task` (install or wait): `ENDED` when this ended
+        the job; `ALREADY_ENDED` when it had ended before; `NOT_YET` when the job is not in that
+        task yet (a flow's failed completion while install still runs: the wait task fails the
+        job when it sees that report)."""
+        event = Event.INSTALL_FAILED if task == "install" else Event.WAIT_FAILED
+        current = State.INSTALLING if task == "install" else State.RUNNING
+        async with self._locks[job_id]:
+            job = await self.get(job_id)
+            changed = None
+            if job.state == current:
+                changed = await self._apply(job, event, reason=reason, message=message)
+                decided = Completion.ENDED
+            elif job.state in (State.PENDING, State.INSTALLING):
+                decided = Completion.NOT_YET
+            else:
+                decided = Completion.ALREADY_ENDED
+        if changed is not None:
+            self._notify(*changed)
+        log.info(
+            "job failure",
+            job_id=job_id,
+            by=by,
+            task=task,
+            reason=reason,
+            decided=str(decided),
+            state=str(job.state),
+        )
+        return decided
 
 
 def _all_batch_done(job: JobRecord) -> bool:

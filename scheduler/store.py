@@ -1,8 +1,9 @@
 """The job store of the local backend: SQLite in WAL mode at `$TEKSCORE_HOME/state.db`.
 
 Does I/O (aiosqlite). Holds each job's record (as JSON, with its state, pipeline, labels and a
-sequence number indexed for filtering and cursor pagination), the bundle it was started from,
-its events, and the idempotency keys of start requests. A job and the event of its transition
+sequence number indexed for filtering and cursor pagination), the bundle it was started from
+and the values pre-processing rendered from it at start (so nothing renders it again), its
+events, and the idempotency keys of start requests. A job and the event of its transition
 are written in one transaction, so a crash never leaves one without the other. Each job is kept
 twice: the whole record (`data`) and its public JSON (`public`), so a GET or a list page is
 served as stored text without parsing and serialising models; labels (fixed at start) have
@@ -14,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
+import orjson
 
 from ir.bundle import JobBundle
 from scheduler.schemas import EventPublic, JobQuery, JobRecord, decode_cursor, encode_cursor
@@ -40,7 +44,11 @@ CREATE TABLE IF NOT EXISTS job_labels (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, seq);
 CREATE INDEX IF NOT EXISTS jobs_pipeline ON jobs (pipeline, seq);
-CREATE TABLE IF NOT EXISTS bundles (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS bundles (
+    id TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    rendered TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS events (
     job_id TEXT NOT NULL,
     n INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -101,16 +109,19 @@ class Store:
         bundle: JobBundle,
         event: EventPublic,
         *,
+        values: Mapping[str, Any],
         idempotency: tuple[str, str] | None = None,
     ) -> None:
-        """Insert a new job with its bundle, first event and idempotency key, atomically."""
+        """Insert a new job with its bundle and rendered values, first event and idempotency
+        key, atomically."""
         async with self._writing:
-            await self._create(job, bundle, event, idempotency)
+            await self._create(job, bundle, orjson.dumps(values).decode(), event, idempotency)
 
     async def _create(
         self,
         job: JobRecord,
         bundle: JobBundle,
+        rendered: str,
         event: EventPublic,
         idempotency: tuple[str, str] | None,
     ) -> None:
@@ -133,7 +144,8 @@ class Store:
                 [(k, v, cursor.lastrowid) for k, v in job.labels.items()],
             )
             await self._db.execute(
-                "INSERT INTO bundles (id, data) VALUES (?, ?)", (job.id, bundle.model_dump_json())
+                "INSERT INTO bundles (id, data, rendered) VALUES (?, ?, ?)",
+                (job.id, bundle.model_dump_json(), rendered),
             )
             await self._insert_event(job.id, event)
             if idempotency is not None:
@@ -186,6 +198,24 @@ class Store:
         cursor = await self._db.execute("SELECT data FROM bundles WHERE id = ?", (job_id,))
         row = await cursor.fetchone()
         return JobBundle.model_validate_json(row[0]) if row else None
+
+    async def values(self, job_id: str) -> dict[str, Any] | None:
+        """The values rendered at the job's start; None for an unknown job or one stored by a
+        version that did not keep them."""
+        cursor = await self._db.execute("SELECT rendered FROM bundles WHERE id = ?", (job_id,))
+        row = await cursor.fetchone()
+        if not row or not row[0]:
+            return None
+        values: dict[str, Any] = orjson.loads(row[0])
+        return values
+
+    async def save_values(self, job_id: str, values: Mapping[str, Any]) -> None:
+        """Keep the rendered values of a job stored without them."""
+        async with self._writing:
+            await self._db.execute(
+                "UPDATE bundles SET rendered = ? WHERE id = ?",
+                (orjson.dumps(values).decode(), job_id),
+            )
 
     async def events(self, job_id: str) -> list[EventPublic]:
         cursor = await self._db.execute(
@@ -262,7 +292,11 @@ def _public(job: JobRecord) -> str:
 
 async def _migrate(db: aiosqlite.Connection) -> None:
     """Bring a state.db of an earlier version up to this schema (adds the public JSON and the
-    label index, filled from the stored records)."""
+    label index, filled from the stored records; adds the rendered values, left empty: the job
+    service renders an old job's values once, when first asked)."""
+    rows = await db.execute_fetchall("PRAGMA table_info(bundles)")
+    if rows and "rendered" not in {str(r[1]) for r in rows}:
+        await db.execute("ALTER TABLE bundles ADD COLUMN rendered TEXT NOT NULL DEFAULT ''")
     rows = await db.execute_fetchall("PRAGMA table_info(jobs)")
     columns = {str(r[1]) for r in rows}
     if not columns or "public" in columns:

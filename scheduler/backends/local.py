@@ -1,11 +1,14 @@
 """The embedded local backend: a job's install -> wait -> finally pipeline as asyncio tasks in
 this process, its scoring services and flows as supervised child processes.
 
-Does I/O (processes, files under `$TEKSCORE_HOME/jobs/<id>/`, HTTP to this server). The install
-task downloads and pre-processes the job bundle with `tekton.tasks.fetch` (as the Kubernetes
-install task does), then `local_runner.LocalInstaller` starts, watches and stops the
-processes. A scheduler restart re-attaches to the live processes of running jobs, or fails the
-job with reason `scheduler-restarted` and cleans up: no job is ever forgotten.
+Does I/O (processes and files under `$TEKSCORE_HOME/jobs/<id>/`, through
+`local_runner.LocalInstaller`). The install task takes the values rendered when the job started
+from the job service, in this process (no second pre-processing, no HTTP call to itself); the
+wait task ends by asking the job service whether the job is complete (`JobService.complete`,
+the one place that decides), after adding the counters of flows whose completion callback never
+came from their termination records. A scheduler restart re-attaches to the live processes of
+running jobs, or fails the job with reason `scheduler-restarted` and cleans up: no job is ever
+forgotten.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ import structlog
 from common.task_errors import TaskFailed
 from local_runner.installer import FlowReport, LocalInstaller
 from scheduler.auth import callback_token
-from scheduler.jobs import JobService
+from scheduler.jobs import Completion, JobService
 from scheduler.schemas import BackendInfo, JobRecord
+from scheduler.schemas import FlowReport as FlowCounters
 from scheduler.states import Event, State
-from tekton.tasks.fetch import fetch_bundle, render_checked
 
 log = structlog.get_logger("scheduler.local")
 
@@ -113,18 +116,16 @@ class LocalBackend:
             if not resume_wait:
                 if await self.service.transition(job_id, Event.INSTALL_STARTED) is None:
                     return  # cancelled before it began
-                token = callback_token(self.secret, job_id)
-                bundle = await fetch_bundle(scheduler_url=self.base_url, job_id=job_id, token=token)
-                rendered = await asyncio.to_thread(render_checked, bundle)
-                await installer.install(rendered.values)
-                job = await self.service.transition(job_id, Event.INSTALLED)
-                if job is None:
+                await installer.install(await self.service.rendered(job_id))
+                if await self.service.transition(job_id, Event.INSTALLED) is None:
                     return
-                if self.service.all_batch_done(job):  # every flow reported before we got here
-                    await self.service.transition(job_id, Event.SCORING_DONE, reason="Completed")
+                # every flow may have reported already (the completion callback had to leave
+                # the decision to the end of install)
+                if await self.service.complete(job_id, by="install task") != Completion.NOT_YET:
                     return
             await installer.wait(reports=lambda flow: self._reported(job_id, flow))
-            await self.service.transition(job_id, Event.SCORING_DONE, reason="Completed")
+            await self.counts_from_records(job_id, installer)
+            await self.service.complete(job_id, by="wait task", processes_done=True)
         except asyncio.CancelledError:
             return  # the service recorded why (cancel, completion, failure) before stopping us
         except TaskFailed as exc:
@@ -135,8 +136,25 @@ class LocalBackend:
 
     async def _fail(self, job_id: str, reason: str, message: str) -> None:
         job = await self.service.get(job_id)
-        event = Event.INSTALL_FAILED if job.state == State.INSTALLING else Event.WAIT_FAILED
-        await self.service.transition(job_id, event, reason=reason, message=message)
+        task = "install" if job.state in (State.PENDING, State.INSTALLING) else "wait"
+        await self.service.fail(
+            job_id, task=task, reason=reason, message=message, by=f"{task} task"
+        )
+
+    async def counts_from_records(self, job_id: str, installer: LocalInstaller) -> None:
+        """The final counters of batch-flow processes that completed without their completion
+        callback reaching the job (it ended while the scheduler was down), from the flows' own
+        termination records."""
+        job = await self.service.get(job_id)
+        for flow, record in installer.completed_flows():
+            status = job.flows.get(flow)
+            if status is None or record.get("shard", 0) in job.shards_completed.get(flow, []):
+                continue
+            try:
+                counters = FlowCounters.model_validate(record)
+            except ValueError:
+                continue  # a record without counters: the job keeps what it was told
+            job = await self.service.record_report(job_id, flow, counters, final=True)
 
     def _reported(self, job_id: str, flow: str) -> FlowReport | None:
         """What the service has heard from a flow (kept fresh by a listener)."""

@@ -350,7 +350,7 @@ class TektonJobs:
         else:
             job_id = new_job_id()
         bound = log.bind(job_id=job_id)
-        bundle, job = await prepare_job(
+        bundle, job, _ = await prepare_job(  # the install task renders the bundle again
             request,
             job_id=job_id,
             globals_=self.globals,

@@ -141,6 +141,8 @@ async def test_iris_batch_file_to_file_then_restart(tmp_path: Path, trained_iris
             "shards": 1,
         }
         assert not (job_dir / "services" / "iris.termination.json").exists()
+        counts = {k: v for k, v in said.items() if k not in ("reason", "message")}
+        assert inst.completed_flows() == [("classify", counts)]
 
         # A scheduler restart after the flow finished: the service still runs, the batch flow
         # process is gone but its termination record says it completed.

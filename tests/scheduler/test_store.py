@@ -31,28 +31,36 @@ def bundle(i: int) -> JobBundle:
     return JobBundle(job_id=f"j-{i:010d}", pipeline={}, base_dir="/")
 
 
+VALUES = {"job": {"id": "j-0000000001"}, "scoringFlows": [{"name": "f", "batchSize": 8}]}
+
+
 def event() -> EventPublic:
     return EventPublic(at=datetime.now(UTC), state=State.PENDING)
 
 
 async def test_jobs_survive_reopening_with_their_events(tmp_path: Path):
     store = await Store.open(tmp_path / "state.db")
-    await store.create(job(1), bundle(1), event())
-    saved = (await store.get("j-0000000001")).model_copy(update={"state": State.RUNNING})
+    await store.create(job(1), bundle(1), event(), values=VALUES)
+    stored = await store.get("j-0000000001")
+    assert stored is not None
+    saved = stored.model_copy(update={"state": State.RUNNING})
     await store.save(saved, EventPublic(at=datetime.now(UTC), state=State.RUNNING))
     await store.close()
     store = await Store.open(tmp_path / "state.db")
-    assert (await store.get("j-0000000001")).state == State.RUNNING
+    reopened = await store.get("j-0000000001")
+    assert reopened is not None and reopened.state == State.RUNNING
     assert [e.state for e in await store.events("j-0000000001")] == [State.PENDING, State.RUNNING]
     assert [j.id for j in await store.unfinished()] == ["j-0000000001"]
+    assert await store.values("j-0000000001") == VALUES  # rendered once, at start, kept
+    assert await store.values("j-0000000009") is None
     await store.close()
 
 
 async def test_an_idempotency_key_is_taken_once_and_nothing_half_written(tmp_path: Path):
     store = await Store.open(tmp_path / "state.db")
-    await store.create(job(1), bundle(1), event(), idempotency=("k", "h1"))
+    await store.create(job(1), bundle(1), event(), values=VALUES, idempotency=("k", "h1"))
     with pytest.raises(DuplicateKey):
-        await store.create(job(2), bundle(2), event(), idempotency=("k", "h2"))
+        await store.create(job(2), bundle(2), event(), values=VALUES, idempotency=("k", "h2"))
     assert await store.get("j-0000000002") is None
     assert await store.bundle("j-0000000002") is None
     assert await store.idempotency("k") == ("h1", "j-0000000001")
@@ -62,7 +70,9 @@ async def test_an_idempotency_key_is_taken_once_and_nothing_half_written(tmp_pat
 async def test_pages_are_newest_first_and_filters_combine(tmp_path: Path):
     store = await Store.open(tmp_path / "state.db")
     for i in range(7):
-        await store.create(job(i, labels={"team": "a" if i < 3 else "b"}), bundle(i), event())
+        await store.create(
+            job(i, labels={"team": "a" if i < 3 else "b"}), bundle(i), event(), values=VALUES
+        )
     seen, cursor = [], None
     while True:
         page, cursor = await store.list_jobs(JobQuery(limit=3, cursor=cursor))
@@ -89,11 +99,15 @@ async def test_a_state_db_of_the_first_schema_is_migrated_and_nothing_is_lost(tm
     old.executescript(
         "CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
         " state TEXT NOT NULL, pipeline TEXT NOT NULL, labels TEXT NOT NULL, data TEXT NOT NULL);"
+        "CREATE TABLE bundles (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
     )
     record = job(3, labels={"team": "a"})
     old.execute(
         "INSERT INTO jobs (id, state, pipeline, labels, data) VALUES (?, ?, ?, ?, ?)",
         (record.id, record.state, record.pipeline, '{"team": "a"}', record.model_dump_json()),
+    )
+    old.execute(
+        "INSERT INTO bundles (id, data) VALUES (?, ?)", (record.id, bundle(3).model_dump_json())
     )
     old.commit()
     old.close()
@@ -101,5 +115,10 @@ async def test_a_state_db_of_the_first_schema_is_migrated_and_nothing_is_lost(tm
     assert (await store.get(record.id)) == record
     page = await store.list_public(JobQuery(labels={"team": "a"}))
     assert [item["id"] for item in json.loads(page)["items"]] == [record.id]
-    assert json.loads(await store.get_public(record.id))["state"] == "PENDING"
+    public = await store.get_public(record.id)
+    assert public is not None and json.loads(public)["state"] == "PENDING"
+    assert await store.bundle(record.id) == bundle(3)
+    assert await store.values(record.id) is None  # not kept then: the job service renders it
+    await store.save_values(record.id, VALUES)
+    assert await store.values(record.id) == VALUES
     await store.close()
