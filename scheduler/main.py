@@ -9,7 +9,7 @@ jobs are PipelineRuns) and starts its watches. Nothing is created at import time
 from __future__ import annotations
 
 import fcntl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO
@@ -69,9 +69,17 @@ def make_backend(settings: Settings, service: JobService) -> Backend:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The app; `settings` default to the environment."""
+RunnerFactory = Callable[[Settings, JobService], Backend]
+"""Builds the backend that runs the jobs of the local job service (`make_backend`; a test may
+give one that runs no process)."""
+
+
+def create_app(
+    settings: Settings | None = None, *, runner: RunnerFactory | None = None
+) -> FastAPI:
+    """The app; `settings` default to the environment, `runner` to `make_backend`."""
     settings = settings or Settings()
+    build_runner = runner or make_backend
     metrics = Metrics()
 
     @asynccontextmanager
@@ -94,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.transitions.labels(str(event), str(job.state)).inc()
 
         service.listeners.append(count)
-        backend = make_backend(settings, service)
+        backend = build_runner(settings, service)
         service.backend = backend
         app.state.jobs = service
         app.state.backend = backend

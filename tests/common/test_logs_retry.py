@@ -52,7 +52,7 @@ def test_events_and_stdlib_lines_are_json_of_one_shape(capsys: pytest.CaptureFix
 
 def test_stdlib_too_logs_libraries_at_the_same_level(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("info", "json", stdlib_too=True)
-    logging.getLogger("uvicorn.error").info("Started server process")
+    logging.getLogger("tests.common.a_library").info("Started server process")
     [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
     assert (line["event"], line["level"]) == ("Started server process", "info")
 

@@ -1,23 +1,32 @@
-"""Fixtures for the scheduler tests: a real `tekscore serve` process on a free port with its own
-home, and copies of the iris example in a temporary folder."""
+"""Fixtures for the scheduler tests: the app in-process (httpx's ASGITransport, its lifespan run
+by the test, a runner that starts no process), a real `tekscore serve` process on a free port
+with its own home for the end-to-end paths, and copies of the iris example."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 import pytest
+import structlog
 
 from common.ports import free_port
+from scheduler.config import Settings
+from scheduler.jobs import JobService
+from scheduler.main import create_app
+from scheduler.schemas import BackendInfo, JobRecord
+from scheduler.states import Event
 
 TOKEN = "test-api-token"
 TEKSCORE = str(Path(sys.executable).parent / "tekscore")
@@ -161,3 +170,104 @@ spec:
 """
     )
     return path
+
+
+# ------------------------------------------------------------------ in-process
+
+
+class InstantRunner:
+    """The backend of the in-process app: it runs each job's pipeline at once through the job
+    service, as if install, wait and finally all succeeded immediately (no process); a cancel
+    before the end is honoured (the job then ends CANCELLED)."""
+
+    kind = "local"
+
+    def __init__(self, service: JobService) -> None:
+        self.service = service
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def info(self, job_id: str) -> BackendInfo:
+        return BackendInfo(kind="local", release=job_id)
+
+    async def start(self, job: JobRecord) -> None:
+        task = asyncio.create_task(self._run(job.id))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, job_id: str) -> None:
+        if await self.service.transition(job_id, Event.INSTALL_STARTED) is not None:
+            await self.service.transition(job_id, Event.INSTALLED)
+            await self.service.complete(job_id, by="wait task", processes_done=True)
+        await self.service.transition(job_id, Event.FINALLY_DONE)
+
+    async def stop(self, job_id: str) -> None:
+        pass
+
+    def observe(self, job: JobRecord) -> None:
+        pass
+
+    async def recover(self, jobs: list[JobRecord]) -> None:
+        pass
+
+    async def close(self) -> None:
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def ready(self) -> bool:
+        return True
+
+    def log_files(self, job_id: str) -> dict[str, Path]:
+        return {}
+
+
+class Api:
+    """The scheduling server's app in this process, and a client of it (API token set)."""
+
+    def __init__(self, app: Any, http: httpx.AsyncClient, anonymous: httpx.AsyncClient) -> None:
+        self.app = app
+        self.http = http
+        self.anonymous = anonymous  # no token: each request brings its own, or none
+
+    async def start_job(self, files: list[Path], **body: Any) -> dict[str, Any]:
+        payload = {"pipeline": {"files": {str(p): p.read_text() for p in files}}, **body}
+        response = await self.http.post("/api/v1/jobs", json=payload)
+        assert response.status_code == 201, response.text
+        job: dict[str, Any] = response.json()
+        return job
+
+    async def wait_for(self, job_id: str, states: set[str], timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            job: dict[str, Any] = (await self.http.get(f"/api/v1/jobs/{job_id}")).json()
+            if job["state"] in states:
+                return job
+            assert time.monotonic() < deadline, f"job still {job['state']}: {job}"
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    """The app with its lifespan (SQLite store under tmp), `InstantRunner` as its backend, and
+    an httpx client over ASGITransport sending the API token."""
+    settings = Settings(
+        home=tmp_path / "home", api_tokens=TOKEN, secret="test-secret", log_level="warning"
+    )
+    app = create_app(settings, runner=lambda _settings, service: InstantRunner(service))
+    root = logging.getLogger()
+    handlers, level, config = root.handlers[:], root.level, structlog.get_config()
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://scheduler.test",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ) as http,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://scheduler.test"
+            ) as anonymous,
+        ):
+            yield Api(app, http, anonymous)
+    finally:  # the lifespan configured logging for the process: put it back
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.configure(**config)

@@ -14,7 +14,7 @@ def test_no_request_makes_the_server_fail(scheduler: Scheduler):
     failures: list[str] = []
     sent: list[int] = []
     for operation in schema.get_all_operations():
-        op = operation.ok()
+        op = operation.ok()  # type: ignore[union-attr]
 
         @settings(
             max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None

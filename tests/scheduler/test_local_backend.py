@@ -1,5 +1,6 @@
-"""The local backend through a real server and real processes: cancelling a streaming job runs
-its finally task and leaves no process; a model that cannot be downloaded fails the job with the
+"""The local backend through a real server and real processes: the iris batch job end to end
+(exact counts, output equal to the model's predictions, no process left); cancelling a
+streaming job runs its finally task and leaves no process; a model that cannot be downloaded fails the job with the
 download error; a scheduler killed with SIGKILL mid-job and restarted still knows the job and
 ends it correctly (re-attached, or failed with reason scheduler-restarted)."""
 
@@ -12,10 +13,52 @@ import time
 from pathlib import Path
 
 import httpx
+import joblib
 
 from tests.scheduler.conftest import Scheduler, http_streaming_ir
 
 FINISHED = {"SUCCEEDED", "FAILED", "CANCELLED"}
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def test_the_iris_batch_job_succeeds_with_exact_counts_and_correct_output(
+    scheduler: Scheduler, iris: Path
+):
+    job = scheduler.start_job(
+        [iris / "model.yaml", iris / "batch.yaml"], parameters={"batchSize": 32}
+    )
+    assert job["state"] in ("PENDING", "INSTALLING")
+    assert job["backend"] == {
+        "kind": "local",
+        "namespace": None,
+        "pipelinerun": None,
+        "release": job["id"],
+    }
+    done = scheduler.wait_for(job["id"], {"SUCCEEDED", "FAILED", "CANCELLED"})
+    assert done["state"] == "SUCCEEDED", done
+    assert done["task"] is None
+    assert done["flows"]["classify"] == {
+        "mode": "batch",
+        "state": "COMPLETED",
+        "records_in": 150,
+        "records_out": 150,
+        "records_failed": 0,
+        "records_filtered": 0,
+        "shards": 1,
+        "shards_done": 1,
+        "error": None,
+    }
+    records = [
+        json.loads(line) for line in (iris / "output" / "scored.jsonl").read_text().splitlines()
+    ]
+    inputs = [json.loads(line) for line in (iris / "input.jsonl").read_text().splitlines()]
+    model = joblib.load(iris / "model.joblib")
+    expected = model.predict([[r[f] for f in FEATURES] for r in inputs])
+    assert [r["id"] for r in records] == [r["id"] for r in inputs]
+    assert [r["species"] for r in records] == list(expected)
+    states = [e["state"] for e in scheduler.http.get(f"/api/v1/jobs/{job['id']}/events").json()]
+    assert states == ["PENDING", "INSTALLING", "RUNNING", "STOPPING", "SUCCEEDED"]
+    assert scheduler.job_processes(job["id"]) == []
 
 
 def _http_port(scheduler: Scheduler, job_id: str) -> int:

@@ -147,7 +147,7 @@ async def wait_state(
         return None
 
     try:
-        return await eventually(check)  # type: ignore[no-any-return]
+        return await eventually(check)
     except AssertionError:
         raise AssertionError(f"job {job_id} not {state}/{task}: {last}") from None
 

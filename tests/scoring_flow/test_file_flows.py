@@ -135,8 +135,8 @@ def test_avro_round_trip(
         )
     )
     assert run.returncode == 0, run.log()
-    with out.open("rb") as f:
-        got = list(fastavro.reader(f))
+    with out.open("rb") as fh:
+        got: list[Any] = list(fastavro.reader(fh))
     assert [g["id"] for g in got] == [r["id"] for r in records]
     assert [g["prediction"] for g in got] == expected_predictions(iris, records)
     assert set(got[0]) == {s["name"] for s in OUT_SCHEMA}

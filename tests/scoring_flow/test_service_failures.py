@@ -18,6 +18,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from common.ports import free_port
 from tests.scoring_flow.conftest import (
     SCORE_STEP,
     FlowLauncher,
@@ -25,7 +26,6 @@ from tests.scoring_flow.conftest import (
     ServeModel,
     ThreadServer,
     assert_invariant,
-    free_port,
     iris_services,
     read_jsonl,
     wait_until,

@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 
+from common.ports import free_port
 from tests.scoring_flow.conftest import (
     SCORE_STEP,
     FlowLauncher,
     ServeModel,
     assert_invariant,
-    free_port,
     iris_services,
     read_jsonl,
     wait_until,

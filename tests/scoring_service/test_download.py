@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from common.ports import free_port
 from tests.scoring_service.conftest import (
     IRIS_INPUT,
     Server,
-    free_port,
     wait_until,
     write_config,
 )

@@ -177,7 +177,7 @@ def test_coalescer_scores_one_loop_pass_with_one_call_and_answers_each() -> None
 
     async def run() -> list[Any]:
         coalescer = Coalescer(score_many, max_rows=5)
-        jobs = [[{}] * 2, [{"bad": True}], [{}] * 3, [{}] * 4]
+        jobs: list[list[dict[str, Any]]] = [[{}] * 2, [{"bad": True}], [{}] * 3, [{}] * 4]
         return await asyncio.gather(*(coalescer.score(j) for j in jobs), return_exceptions=True)
 
     answers = asyncio.run(run())

@@ -165,7 +165,7 @@ def test_onnx_identity_round_trips_datatypes(onnx_server: Server) -> None:
         out = outputs[f"out_{k}"]
         assert out["datatype"] == k and out["shape"] == [4]
         if k == "FP32":
-            np.testing.assert_allclose(out["data"], v, rtol=1e-7)
+            np.testing.assert_allclose(out["data"], v, rtol=1e-7)  # type: ignore[call-overload]
         else:
             assert out["data"] == v
     meta = onnx_server.client.get("/v2/models/identity").json()

@@ -201,9 +201,9 @@ class FakeCluster:
 @pytest_asyncio.fixture
 async def cluster(kmock: kmock.KubernetesEmulator) -> AsyncIterator[FakeCluster]:
     """The fake apiserver with pods, Jobs and Secrets declared, and an API client for it."""
-    kmock.resources["v1/pods"] = {}
-    kmock.resources["batch/v1/jobs"] = {}
-    kmock.resources["v1/secrets"] = {}
+    kmock.resources["v1/pods"] = {}  # type: ignore[assignment]
+    kmock.resources["batch/v1/jobs"] = {}  # type: ignore[assignment]
+    kmock.resources["v1/secrets"] = {}  # type: ignore[assignment]
     configuration = client.Configuration(host=str(kmock.url).rstrip("/"))
     async with client.ApiClient(configuration) as api:
         yield FakeCluster(server=kmock, api=api)
@@ -219,7 +219,7 @@ class HelmCall:
 
 
 @dataclass
-class RecordingHelm(JobHelmCommand):  # type: ignore[misc]
+class RecordingHelm(JobHelmCommand):
     """The pyhelm3 Command double: pyhelm3 builds the real argument lists and parses answers;
     only the helm process is replaced. Records both the method calls (`calls`) and the argv
     (`runs`); `fail_install` / `missing_release` make it raise pyhelm3's own errors."""
@@ -231,7 +231,7 @@ class RecordingHelm(JobHelmCommand):  # type: ignore[misc]
     runs: list[HelmCall] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        JobHelmCommand.__init__(self, executable="helm")
+        JobHelmCommand.__init__(self, executable="helm")  # type: ignore[call-arg]
 
     def client_version(self) -> semver.Version:
         return semver.Version.parse("4.1.4")
