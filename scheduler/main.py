@@ -74,9 +74,7 @@ RunnerFactory = Callable[[Settings, JobService], Backend]
 give one that runs no process)."""
 
 
-def create_app(
-    settings: Settings | None = None, *, runner: RunnerFactory | None = None
-) -> FastAPI:
+def create_app(settings: Settings | None = None, *, runner: RunnerFactory | None = None) -> FastAPI:
     """The app; `settings` default to the environment, `runner` to `make_backend`."""
     settings = settings or Settings()
     build_runner = runner or make_backend

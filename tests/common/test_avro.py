@@ -161,7 +161,8 @@ def test_records_become_avro_data_and_come_back_as_they_were() -> None:
     record = {k: v for k, v in GOOD.items() if k != "extra"}
     buf = io.BytesIO()
     fastavro.writer(buf, fastavro.parse_schema(schema), [to_datum(record)])
-    (back,) = list(fastavro.reader(io.BytesIO(buf.getvalue())))
+    read: list[Any] = list(fastavro.reader(io.BytesIO(buf.getvalue())))
+    (back,) = read
     assert str(back["price"]) == "2.58"  # \x01\x02: 258 unscaled, scale 2
     assert back["ts"].year == 2023  # the reader made a datetime of it
     expected = {**record, "home": {"zip": "10001", "floor": None}, "work": None}

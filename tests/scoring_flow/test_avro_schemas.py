@@ -134,7 +134,7 @@ def test_the_flow_checks_every_family_with_the_one_wording() -> None:
 def test_avro_container_files_carry_every_family() -> None:
     enc = Encoder("avro", SCHEMA)
     data = enc.begin() + enc.encode(RECORDS) + enc.end()
-    stream = io.BufferedReader(io.BytesIO(data))  # type: ignore[arg-type]
+    stream = io.BufferedReader(io.BytesIO(data))
     assert list(decode("avro", stream, SCHEMA)) == RECORDS
 
 
@@ -144,7 +144,7 @@ def test_avro_kafka_messages_carry_every_family() -> None:
 
 
 def test_a_json_file_read_as_avro_is_refused_clearly() -> None:
-    stream = io.BufferedReader(io.BytesIO(b'{"id": 1}\n{"id": 2}\n'))  # type: ignore[arg-type]
+    stream = io.BufferedReader(io.BytesIO(b'{"id": 1}\n{"id": 2}\n'))
     with pytest.raises(ValueError, match="not an Avro object container file") as info:
         list(decode("avro", stream, SCHEMA))
     assert 'b\'{"id": 1}' in str(info.value)
