@@ -48,7 +48,7 @@ def check_key(items: list[Item], key: KeyTemplate | None) -> None:
                 missing = key.missing(record)
                 if missing:
                     why = "; ".join(missing_message(name) for name in missing)
-                    item.fail(f"message key {key.text!r}: {why}", step=KEY_CHECK)
+                    item.fail(SchemaViolation(f"message key {key.text!r}: {why}", step=KEY_CHECK))
                     break
 
 
