@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from ir.limits import Limit
 from ir.loader import SourceDoc, expand_paths, load_objects, load_texts
 from ir.preprocess import JobInfo, Rendered, preprocess
 from ir.values import GlobalValues
@@ -52,12 +53,14 @@ class JobBundle(BaseModel):
     content_hash: str = ""
 
 
-def load_pipeline(pipeline: Pipeline, *, base_dir: Path) -> list[SourceDoc]:
+def load_pipeline(
+    pipeline: Pipeline, *, base_dir: Path, max_documents: Limit | None = None
+) -> list[SourceDoc]:
     """The IR documents of a start request: text files, a list of documents, or one document."""
     if isinstance(pipeline, IRFiles):
-        return load_texts(pipeline.files, base_dir=base_dir)
+        return load_texts(pipeline.files, base_dir=base_dir, max_documents=max_documents)
     objects = pipeline if isinstance(pipeline, list) else [pipeline]
-    return load_objects(objects, base_dir=base_dir)
+    return load_objects(objects, base_dir=base_dir, max_documents=max_documents)
 
 
 def read_registry(folder: Path | None) -> dict[str, str]:
@@ -67,9 +70,12 @@ def read_registry(folder: Path | None) -> dict[str, str]:
     return {str(p.resolve()): p.read_text(encoding="utf-8") for p in expand_paths([folder])}
 
 
-def render_bundle(bundle: JobBundle) -> Rendered:
-    """Pre-process the bundle; raises `IRValidationError` with every problem."""
-    docs = load_pipeline(bundle.pipeline, base_dir=Path(bundle.base_dir))
+def render_bundle(bundle: JobBundle, *, max_documents: Limit | None = None) -> Rendered:
+    """Pre-process the bundle; raises `IRValidationError` with every problem. The server
+    passes its documents limit when a request comes in; a stored bundle passed it already."""
+    docs = load_pipeline(
+        bundle.pipeline, base_dir=Path(bundle.base_dir), max_documents=max_documents
+    )
     registry = load_texts(bundle.channels, base_dir=Path("/")) if bundle.channels else []
     return preprocess(
         docs,

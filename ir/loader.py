@@ -20,6 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ir.documents import Document
 from ir.errors import IRValidationError, Issue, Loc
+from ir.limits import MAX_DEPTH, Limit, check_node, too_deep
 from ir.perf import paused_gc
 
 IR_SUFFIXES = (".yaml", ".yml", ".json")
@@ -69,8 +70,21 @@ class SourceDoc:
         return str(self.doc.metadata.name)
 
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's safe loader when present (several times faster), else PyYAML's; both keep marks."""
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc,valid-type]
+    """The safe loader minus `!!binary`: IR values are JSON values, and bytes are not text."""
+
+
+def _refuse_binary(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    raise yaml.constructor.ConstructorError(
+        None, None, "!!binary values are not allowed: IR values are JSON values", node.start_mark
+    )
+
+
+_Loader.add_constructor("tag:yaml.org,2002:binary", _refuse_binary)
 
 
 def _positions(node: yaml.Node, loc: Loc, out: dict[Loc, int], issues: list[str]) -> None:
@@ -90,19 +104,35 @@ def _positions(node: yaml.Node, loc: Loc, out: dict[Loc, int], issues: list[str]
 
 
 def parse_text(text: str, *, file: str) -> tuple[list[tuple[Any, Positions]], list[Issue]]:
-    """Parse YAML/JSON text into (data, positions) per document; syntax problems as issues."""
-    with paused_gc():
-        return _parse_text(text, file=file)
+    """Parse YAML/JSON text into (data, positions) per document; syntax problems as issues.
+
+    A document that `ir.limits.check_node` refuses (too costly to expand, too deep, a recursive
+    alias, a key that is not a plain value) becomes an issue, not data.
+    """
+    docs, issues, _ = _parse_text(text, file=file, stop_after=None)
+    return docs, issues
 
 
-def _parse_text(text: str, *, file: str) -> tuple[list[tuple[Any, Positions]], list[Issue]]:
+@paused_gc()
+def _parse_text(
+    text: str, *, file: str, stop_after: int | None
+) -> tuple[list[tuple[Any, Positions]], list[Issue], int]:
+    """`parse_text`, and how many documents it read: it stops after `stop_after` + 1."""
     loader = _Loader(text)
     docs: list[tuple[Any, Positions]] = []
     issues: list[Issue] = []
+    count = 0
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
+                continue
+            count += 1
+            if stop_after is not None and count > stop_after:
+                break
+            problem = check_node(node)
+            if problem is not None:
+                issues.append(Issue(file, problem.line, (), problem.msg))
                 continue
             lines: dict[Loc, int] = {}
             dupes: list[str] = []
@@ -119,7 +149,7 @@ def _parse_text(text: str, *, file: str) -> tuple[list[tuple[Any, Positions]], l
         issues.append(Issue(file, None, (), f"not valid YAML/JSON: {exc}"))
     finally:
         loader.dispose()
-    return docs, issues
+    return docs, issues, count
 
 
 def clean_loc(data: Any, loc: Sequence[str | int]) -> Loc:
@@ -205,17 +235,28 @@ def validate_documents(
     return docs, issues
 
 
+_DOCUMENTS = "IR documents in one request"
+
+
 @paused_gc()
-def load_texts(files: Mapping[str, str], *, base_dir: Path) -> list[SourceDoc]:
+def load_texts(
+    files: Mapping[str, str], *, base_dir: Path, max_documents: Limit | None = None
+) -> list[SourceDoc]:
     """Load IR given as text (`{file name: text}`), e.g. from an API request.
 
     Relative paths in a file resolve against its folder when its name is an absolute path
-    (what the CLI sends), else against `base_dir`.
+    (what the CLI sends), else against `base_dir`. With `max_documents`, reading stops at the
+    first document past the limit, and that is the one issue reported.
     """
     docs: list[SourceDoc] = []
     issues: list[Issue] = []
+    count = 0
     for name in sorted(files):
-        parsed, parse_issues = parse_text(files[name], file=name)
+        left = None if max_documents is None else max_documents.value - count
+        parsed, parse_issues, read = _parse_text(files[name], file=name, stop_after=left)
+        count += read
+        if max_documents is not None and count > max_documents.value:
+            raise IRValidationError([Issue(name, None, (), max_documents.message(_DOCUMENTS))])
         path = Path(name)
         base = path.parent if path.is_absolute() else base_dir
         valid, invalid = validate_documents(parsed, file=name, base_dir=base)
@@ -228,9 +269,25 @@ def load_texts(files: Mapping[str, str], *, base_dir: Path) -> list[SourceDoc]:
 
 @paused_gc()
 def load_objects(
-    objects: Sequence[Any], *, base_dir: Path, file: str = "<request>"
+    objects: Sequence[Any],
+    *,
+    base_dir: Path,
+    file: str = "<request>",
+    max_documents: Limit | None = None,
 ) -> list[SourceDoc]:
-    """Load IR given as already-parsed JSON objects (no line numbers to report)."""
+    """Load IR given as already-parsed JSON objects (no line numbers to report); an object
+    nested deeper than `ir.limits.MAX_DEPTH` is refused before validation."""
+    if max_documents is not None and len(objects) > max_documents.value:
+        raise IRValidationError(
+            [Issue(file, None, (), max_documents.message(_DOCUMENTS, len(objects)))]
+        )
+    deep = [
+        Issue(file, None, (i,), f"nested more than {MAX_DEPTH} levels deep: refused")
+        for i, obj in enumerate(objects)
+        if too_deep(obj, MAX_DEPTH)
+    ]
+    if deep:
+        raise IRValidationError(deep)
     parsed = [(obj, Positions()) for obj in objects]
     docs, issues = validate_documents(parsed, file=file, base_dir=base_dir)
     if issues:
