@@ -181,13 +181,13 @@ def bare_server(home: Path) -> Iterator[Server]:
 
 def run_bare(port: int) -> None:
     """The baseline: one endpoint returning a small JSON object, behind a bearer-token dependency
-    doing the scheduler's check (`HTTPBearer` + `is_api_token`), run by the scheduler's own
+    doing the scheduler's check (`HTTPBearer` + `role_of`), run by the scheduler's own
     `uvicorn.Config` (app swapped)."""
     import uvicorn
     from fastapi import Depends, FastAPI, HTTPException
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-    from scheduler.auth import is_api_token
+    from scheduler.auth import role_of
     from scheduler.cli.serve import build_settings, uvicorn_config
 
     settings = build_settings(host="127.0.0.1", port=port, home=Path(os.environ["TEKSCORE_HOME"]))
@@ -196,7 +196,7 @@ def run_bare(port: int) -> None:
     # `async def`: FastAPI runs a plain `def` dependency in its thread pool (a thread hop per
     # request); the baseline is the cheapest FastAPI endpoint with a bearer-token check.
     async def auth(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
-        if credentials is None or not is_api_token(settings.tokens(), credentials.credentials):
+        if credentials is None or role_of(settings.tokens(), credentials.credentials) is None:
             raise HTTPException(401)
 
     app = FastAPI()

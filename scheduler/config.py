@@ -1,7 +1,8 @@
 """Settings of the scheduling server: from flags, then `TEKSCORE_*` environment variables.
 
 No I/O at import; `Settings.secret_bytes()` reads or creates the callback-signing secret under
-the home folder when `TEKSCORE_SECRET` is not set.
+the home folder when `TEKSCORE_SECRET` is not set. Validation errors never quote the input
+(it holds the API tokens and the secret).
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ import functools
 import ipaddress
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from scheduler.auth import Role, parse_tokens
 
 
 def default_home() -> Path:
@@ -25,7 +30,9 @@ def default_home() -> Path:
 class Settings(BaseSettings):
     """Everything the server is configured with; one instance per app, built in `create_app`."""
 
-    model_config = SettingsConfigDict(env_prefix="TEKSCORE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="TEKSCORE_", extra="ignore", hide_input_in_errors=True
+    )
 
     home: Path = Field(default_factory=default_home)
     host: str = "127.0.0.1"
@@ -33,7 +40,11 @@ class Settings(BaseSettings):
     backend: Literal["local", "tekton"] = "local"
     channels: Path | None = Field(default=None, description="Channel registry folder.")
     globals_file: Path | None = Field(default=None, alias="TEKSCORE_GLOBALS")
-    api_tokens: str = Field(default="", description="Comma-separated bearer tokens for the API.")
+    api_tokens: str = Field(
+        default="",
+        description="Bearer tokens for the API: comma-separated TOKEN:ROLE (read, submit, admin); "
+        "a TOKEN alone is admin.",
+    )
     secret: str = Field(default="", description="Callback-signing secret; generated when empty.")
     public_url: str | None = Field(
         default=None, description="Base URL flows and tasks use to reach this server."
@@ -72,6 +83,29 @@ class Settings(BaseSettings):
         "PipelineRun (CancelledRunFinally) instead.",
     )
 
+    # limits of one request and one job (docs/security.md): refused with 413 or 422
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Largest request body, bytes."
+    )
+    max_documents: int = Field(default=500, ge=1, description="IR documents in one request.")
+    max_flows: int = Field(default=32, ge=1, description="Scoring flows of one job.")
+    max_shards: int = Field(default=32, ge=1, description="Shards of one batch flow.")
+    max_replicas: int = Field(
+        default=16, ge=1, description="Replicas of one streaming flow or scoring service."
+    )
+    max_processes: int = Field(
+        default=64,
+        ge=1,
+        description="Processes (pods) of one job: every flow's shards or replicas, and every "
+        "python scoring service's replicas.",
+    )
+
+    @field_validator("api_tokens", mode="after")
+    @classmethod
+    def _token_syntax(cls, value: str) -> str:
+        parse_tokens(value)  # TokenSyntaxError (a ValueError) names the entry, not the token
+        return value
+
     @model_validator(mode="after")
     def _timeouts(self) -> Settings:
         if self.pipeline_timeout and self.finally_timeout >= self.pipeline_timeout:
@@ -86,8 +120,8 @@ class Settings(BaseSettings):
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
-    def tokens(self) -> frozenset[str]:
-        """The API bearer tokens; empty means no auth (and loopback only)."""
+    def tokens(self) -> Mapping[str, Role]:
+        """The API bearer tokens and their roles; empty means no auth (and loopback only)."""
         return _parse_tokens(self.api_tokens)
 
     def secret_bytes(self) -> bytes:
@@ -111,8 +145,8 @@ class Settings(BaseSettings):
 
 
 @functools.lru_cache(maxsize=8)
-def _parse_tokens(value: str) -> frozenset[str]:
-    return frozenset(t.strip() for t in value.split(",") if t.strip())
+def _parse_tokens(value: str) -> Mapping[str, Role]:
+    return MappingProxyType(parse_tokens(value))
 
 
 def is_loopback(host: str) -> bool:

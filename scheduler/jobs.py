@@ -32,6 +32,7 @@ import ir
 from ir.bundle import JobBundle, render_bundle
 from scheduler.backends.base import Backend
 from scheduler.errors import IdempotencyConflict, JobFinished, JobNotFound
+from scheduler.limits import JobLimits, render_within
 from scheduler.schemas import (
     BackendInfo,
     ErrorItem,
@@ -102,13 +103,15 @@ async def prepare_job(
     channels: dict[str, str],
     base_dir: Path,
     backend: Callable[[str], BackendInfo],
+    limits: JobLimits | None = None,
 ) -> Prepared:
     """The bundle, the new PENDING job and the values of a start request (both backends);
-    pre-processing runs in a thread and raises `ir.IRValidationError` listing every problem."""
+    pre-processing runs in a thread and raises `ir.IRValidationError` listing every problem (of
+    the IR, or every limit the job passes)."""
     bundle = make_bundle(
         request, job_id=job_id, globals_=globals_, channels=channels, base_dir=base_dir
     )
-    rendered = await asyncio.to_thread(render_bundle, bundle)
+    rendered = await asyncio.to_thread(render_within, bundle, limits)
     bundle = bundle.model_copy(update={"content_hash": rendered.content_hash})
     flows = {
         f["name"]: FlowStatus(mode=f["mode"], shards=f["shards"] if f["mode"] == "batch" else 1)
@@ -146,11 +149,13 @@ class JobService:
         globals_: ir.GlobalValues,
         channels: dict[str, str],
         base_dir: Path | None = None,
+        limits: JobLimits | None = None,
     ) -> None:
         self.store = store
         self.globals = globals_
         self.channels = channels
         self.base_dir = base_dir or Path(os.getcwd())
+        self.limits = limits
         self.backend: Backend | None = None
         self.listeners: list[Listener] = []
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -177,6 +182,7 @@ class JobService:
             channels=self.channels,
             base_dir=self.base_dir,
             backend=self._backend().info,
+            limits=self.limits,
         )
         job_id = job.id
         event = EventPublic(at=job.created_at, state=State.PENDING, reason="Created")

@@ -21,14 +21,16 @@ import ir
 from common.logs import configure_logging
 from ir.bundle import read_registry
 from scheduler.api import errors
+from scheduler.api.body import BodyLimit
 from scheduler.api.routes import flows, health, jobs, pipelines
 from scheduler.backends.base import Backend
 from scheduler.config import Settings
 from scheduler.jobs import JobService
+from scheduler.limits import JobLimits
 from scheduler.metrics import LatencyMiddleware, Metrics
 from scheduler.schemas import JobRecord
 from scheduler.states import Event
-from scheduler.store import Store
+from scheduler.store import Store, StoreError
 
 log = structlog.get_logger("scheduler")
 
@@ -89,11 +91,17 @@ def create_app(settings: Settings | None = None, *, runner: RunnerFactory | None
                 yield
             return
         lock = lock_home(settings.home)
-        store = await Store.open(settings.home / "state.db")
+        try:
+            store = await Store.open(settings.home / "state.db")
+        except StoreError as exc:
+            lock.close()
+            log.error("scheduler cannot start", error=str(exc))
+            raise
         service = JobService(
             store=store,
             globals_=ir.load_globals(settings.globals_file),
             channels=read_registry(settings.channels),
+            limits=JobLimits.from_settings(settings),
         )
 
         def count(job: JobRecord, event: Event) -> None:
@@ -158,5 +166,6 @@ def create_app(settings: Settings | None = None, *, runner: RunnerFactory | None
     errors.install(app)
     for module in (jobs, flows, pipelines, health):
         app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     return app

@@ -81,18 +81,27 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path) -> Store:
+        """Open (or create) the database; `StoreError` saying which file and why when it cannot
+        be used (its connection closed again, so nothing keeps the process alive)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(path, isolation_level=None)
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA busy_timeout=5000")
-        await _migrate(db)
-        await db.executescript(_SCHEMA)
-        # the hot reads (get, list) run on the event loop through a read-only connection: an
-        # indexed read takes less time than a round trip to aiosqlite's thread (WAL lets it read
-        # while the writer writes; it sees every committed transaction)
-        reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        reader.execute("PRAGMA query_only=1")
+        reader: sqlite3.Connection | None = None
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await _migrate(db)
+            await db.executescript(_SCHEMA)
+            # the hot reads (get, list) run on the event loop through a read-only connection:
+            # an indexed read takes less time than a round trip to aiosqlite's thread (WAL lets
+            # it read while the writer writes; it sees every committed transaction)
+            reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            reader.execute("PRAGMA query_only=1")
+        except (sqlite3.Error, ValueError) as exc:
+            if reader is not None:
+                reader.close()
+            await db.close()
+            raise StoreError(f"cannot open the job store {path}: {exc}") from exc
         return cls(db, reader)
 
     async def close(self) -> None:

@@ -1,17 +1,22 @@
-"""FastAPI dependencies: the app's state (jobs, metrics) and auth.
+"""FastAPI dependencies: the app's state (jobs, metrics) and auth by role.
 
-No I/O. `ApiAuth` requires an API bearer token when any is configured; `JobAuth` also accepts
-the job's callback token; `CallbackAuth` always requires one of the two.
+No I/O. `access(role)` gives a route its auth dependency and marks its OpenAPI operation with
+`x-tekscore-role`. With API tokens configured a call needs a token (none: 401) whose role is at
+least the route's (an unknown token, or a lower role: 403). `job_token=True` also accepts the
+job's callback token (its `/ir` and `/values`, its flows' callbacks). Without any API token
+configured (the server then listens on loopback only) every call is allowed, except the flow
+callbacks: they always need the job's callback token or an admin token.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from scheduler.auth import is_api_token, is_callback_token
+from scheduler.auth import Role, is_callback_token, role_of
 from scheduler.backends.base import Jobs
 from scheduler.config import Settings
 from scheduler.errors import Forbidden, Unauthorized
@@ -38,8 +43,9 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 def _check(
     request: Request,
     credentials: HTTPAuthorizationCredentials | None,
-    job_id: str | None,
     *,
+    role: Role,
+    job_id: str | None,
     open_without_tokens: bool,
 ) -> None:
     settings: Settings = request.app.state.settings
@@ -49,12 +55,17 @@ def _check(
             return
         raise Unauthorized()
     token = credentials.credentials
-    if tokens and is_api_token(tokens, token):
-        return
     secret: bytes = request.app.state.secret
     if job_id is not None and is_callback_token(secret, job_id, token):
         return
-    if not tokens and open_without_tokens and job_id is None:
+    if tokens:
+        has = role_of(tokens, token)
+        if has is None:
+            raise Forbidden()
+        if has < role:
+            raise Forbidden(f"this token's role is {has}; this call needs {role}")
+        return
+    if open_without_tokens and job_id is None:
         return
     raise Forbidden()
 
@@ -64,21 +75,32 @@ def _check(
 # to solve on every request
 
 
-async def api_auth(request: Request, credentials: Credentials) -> None:
-    """An API token, when any is configured."""
-    _check(request, credentials, None, open_without_tokens=True)
+@functools.cache
+def _dependency(role: Role, *, job_token: bool, callback: bool) -> Any:
+    if not (job_token or callback):
+
+        async def api_auth(request: Request, credentials: Credentials) -> None:
+            _check(request, credentials, role=role, job_id=None, open_without_tokens=True)
+
+        return Depends(api_auth)
+
+    async def job_auth(job_id: str, request: Request, credentials: Credentials) -> None:
+        _check(request, credentials, role=role, job_id=job_id, open_without_tokens=not callback)
+
+    return Depends(job_auth)
 
 
-async def job_auth(job_id: str, request: Request, credentials: Credentials) -> None:
-    """An API token (when configured) or this job's callback token."""
-    _check(request, credentials, job_id, open_without_tokens=True)
-
-
-async def callback_auth(job_id: str, request: Request, credentials: Credentials) -> None:
-    """This job's callback token, or an API token; required even without API tokens."""
-    _check(request, credentials, job_id, open_without_tokens=False)
-
-
-ApiAuth = Depends(api_auth)
-JobAuth = Depends(job_auth)
-CallbackAuth = Depends(callback_auth)
+def access(
+    role: Role, *, job_token: bool = False, callback: bool = False, **openapi: Any
+) -> dict[str, Any]:
+    """A route's `dependencies` and `openapi_extra` (plus any `openapi` fields given): the
+    role it needs; `job_token`: the job's callback token is accepted too; `callback`: a flow's
+    report, which needs the job's callback token or the role even when no API token is
+    configured."""
+    extra = {**openapi, "x-tekscore-role": str(role)}
+    if job_token or callback:
+        extra["x-tekscore-callback-token"] = True
+    return {
+        "dependencies": [_dependency(role, job_token=job_token, callback=callback)],
+        "openapi_extra": extra,
+    }

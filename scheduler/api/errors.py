@@ -1,7 +1,8 @@
 """HTTP mapping of errors, in one place: exception handlers installed by `create_app`.
 
 No I/O. Invalid IR and invalid request bodies both answer 422 `{"errors": [{loc, msg, file?,
-line?}]}`; never a 500 for a caller's mistake.
+line?}]}` (a body that is not plain JSON says why: `JSON decode error: ...`); never a 500 for
+a caller's mistake.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def _request_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for error in exc.errors():
         msg = str(error.get("msg", "invalid"))
+        if error.get("type") == "json_invalid" and (ctx := error.get("ctx")):
+            msg = f"{msg}: {ctx.get('error')}"
         out.append(
             {"loc": [p for p in error.get("loc", ()) if isinstance(p, str | int)], "msg": msg}
         )

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import ir
 from ir.bundle import JobBundle
+from scheduler.limits import JobLimits
 from scheduler.schemas import (
     BackendInfo,
     EventPublic,
@@ -72,6 +73,7 @@ class Jobs(Protocol):
     globals: ir.GlobalValues
     channels: dict[str, str]
     base_dir: Path
+    limits: JobLimits | None
 
     async def start(
         self, request: JobCreate, *, idempotency_key: str | None = None

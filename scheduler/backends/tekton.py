@@ -49,6 +49,7 @@ from scheduler.backends.kube import MERGE_PATCH, Informer, retried
 from scheduler.config import Settings
 from scheduler.errors import IdempotencyConflict, JobFinished, JobNotFound
 from scheduler.jobs import body_hash, new_job_id, prepare_job, redact, with_report
+from scheduler.limits import JobLimits
 from scheduler.schemas import (
     BackendInfo,
     ErrorItem,
@@ -141,6 +142,7 @@ class TektonJobs:
         self.globals = globals_
         self.channels = channels
         self.base_dir = base_dir or Path.cwd()
+        self.limits = JobLimits.from_settings(settings)
         self.custom = k8s.CustomObjectsApi(api)
         self.core = k8s.CoreV1Api(api)
         self.watch_seconds = watch_seconds
@@ -357,6 +359,7 @@ class TektonJobs:
             channels=self.channels,
             base_dir=self.base_dir,
             backend=self.info,
+            limits=self.limits,
         )
         flows_doc = {
             "flows": {k: v.model_dump(mode="json") for k, v in job.flows.items()},

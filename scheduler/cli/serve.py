@@ -117,19 +117,29 @@ def serve(
 ) -> None:
     """Run the scheduling server.
 
-    API tokens: TEKSCORE_API_TOKENS; callback secret: TEKSCORE_SECRET; web view at /ui.
+    API tokens: TEKSCORE_API_TOKENS; callback secret: TEKSCORE_SECRET; web view at /ui. Exits 2
+    when the settings are invalid, 3 when the server cannot start (uvicorn's start-up failure:
+    e.g. its state database cannot be opened).
     """
     import uvicorn
+    from pydantic import ValidationError
 
     from common.logs import configure_logging
 
     configure_logging()
-    settings = build_settings(
-        host=host,
-        port=port,
-        home=home,
-        backend=backend,
-        channels=channels,
-        globals_file=globals_file,
-    )
-    uvicorn.Server(uvicorn_config(settings)).run()
+    try:
+        settings = build_settings(
+            host=host,
+            port=port,
+            home=home,
+            backend=backend,
+            channels=channels,
+            globals_file=globals_file,
+        )
+    except ValidationError as exc:
+        typer.echo(f"tekscore serve: {exc}", err=True)
+        raise typer.Exit(2) from None
+    server = uvicorn.Server(uvicorn_config(settings))
+    server.run()
+    if not server.started:  # uvicorn exits 3 itself on a failed lifespan; any other start-up
+        raise typer.Exit(3)

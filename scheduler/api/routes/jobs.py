@@ -8,8 +8,10 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from ir.bundle import JobBundle
-from scheduler.api.deps import ApiAuth, JobAuth, JobsDep
+from scheduler.api.body import StrictJSONRoute
+from scheduler.api.deps import JobsDep, access
 from scheduler.api.query import parse_query, query_openapi
+from scheduler.auth import Role
 from scheduler.errors import JobNotFound
 from scheduler.schemas import (
     ErrorBody,
@@ -21,25 +23,26 @@ from scheduler.schemas import (
     Problem,
 )
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], route_class=StrictJSONRoute)
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such job."}
 }
 _AUTH: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No bearer token."},
-    403: {"model": Problem, "description": "The token is not accepted."},
+    403: {"model": Problem, "description": "The token is not accepted, or its role is too low."},
 }
 
 
 @router.post(
     "",
     status_code=201,
-    dependencies=[ApiAuth],
+    **access(Role.SUBMIT),
     responses={
         200: {"model": JobPublic, "description": "The job this Idempotency-Key already started."},
         409: {"model": Problem, "description": "The Idempotency-Key was used with another body."},
-        422: {"model": ErrorBody, "description": "Invalid IR or request: every error."},
+        413: {"model": Problem, "description": "The body is larger than the server allows."},
+        422: {"model": ErrorBody, "description": "Invalid IR or request, or over a limit."},
         **_AUTH,
     },
 )
@@ -51,7 +54,7 @@ async def start_job(
         str | None, Header(alias="Idempotency-Key", max_length=256, min_length=1)
     ] = None,
 ) -> JobPublic:
-    """Pre-process the IR and start a job (install -> wait -> finally)."""
+    """Pre-process the IR and start a job (install -> wait -> finally). Role: submit."""
     job, created = await jobs.start(body, idempotency_key=idempotency_key)
     if not created:
         response.status_code = 200
@@ -60,32 +63,32 @@ async def start_job(
 
 @router.get(
     "",
-    dependencies=[ApiAuth],
+    **access(Role.READ, **query_openapi(JobListParams)),
     response_model=JobsPublic,
     responses={422: {"model": ErrorBody, "description": "Bad filter or cursor."}, **_AUTH},
-    openapi_extra=query_openapi(JobListParams),
 )
 async def list_jobs(request: Request, jobs: JobsDep) -> Response:
-    """Jobs, newest first, filtered; follow `next` for the following page."""
+    """Jobs, newest first, filtered; follow `next` for the following page. Role: read."""
     query = parse_query(JobListParams, request.query_params).query()
     return Response(await jobs.list_public(query), media_type="application/json")
 
 
 @router.get(
     "/{job_id}",
-    dependencies=[ApiAuth],
+    **access(Role.READ),
     response_model=JobPublic,
     responses={**_NOT_FOUND, **_AUTH},
 )
 async def get_job(job_id: str, jobs: JobsDep) -> Response:
-    """A job's status: state, current task, flows' counters, and for failures the reason."""
+    """A job's status: state, current task, flows' counters, and for failures the reason.
+    Role: read."""
     return Response(await jobs.get_public(job_id), media_type="application/json")
 
 
 @router.post(
     "/{job_id}/cancel",
     status_code=202,
-    dependencies=[ApiAuth],
+    **access(Role.SUBMIT),
     responses={
         409: {"model": JobPublic, "description": "Already finished."},
         **_NOT_FOUND,
@@ -93,31 +96,37 @@ async def get_job(job_id: str, jobs: JobsDep) -> Response:
     },
 )
 async def cancel_job(job_id: str, jobs: JobsDep) -> JobPublic:
-    """Cancel a job: its finally task still runs. Idempotent."""
+    """Cancel a job: its finally task still runs. Idempotent. Role: submit."""
     return (await jobs.cancel(job_id)).public()
 
 
-@router.get("/{job_id}/ir", dependencies=[JobAuth], responses={**_NOT_FOUND, **_AUTH})
+@router.get(
+    "/{job_id}/ir", **access(Role.SUBMIT, job_token=True), responses={**_NOT_FOUND, **_AUTH}
+)
 async def get_bundle(job_id: str, jobs: JobsDep) -> JobBundle:
-    """What the install task downloads: the job's IR and everything to pre-process it."""
+    """What the install task downloads: the job's IR and everything to pre-process it.
+    Role: submit, or the job's callback token."""
     return await jobs.bundle(job_id)
 
 
-@router.get("/{job_id}/values", dependencies=[JobAuth], responses={**_NOT_FOUND, **_AUTH})
+@router.get(
+    "/{job_id}/values", **access(Role.READ, job_token=True), responses={**_NOT_FOUND, **_AUTH}
+)
 async def get_values(job_id: str, jobs: JobsDep) -> dict[str, Any]:
-    """The job's Helm values file (secret-looking values redacted)."""
+    """The job's Helm values file (secret-looking values redacted). Role: read, or the job's
+    callback token."""
     return await jobs.values(job_id)
 
 
-@router.get("/{job_id}/events", dependencies=[ApiAuth], responses={**_NOT_FOUND, **_AUTH})
+@router.get("/{job_id}/events", **access(Role.READ), responses={**_NOT_FOUND, **_AUTH})
 async def get_events(job_id: str, jobs: JobsDep) -> list[EventPublic]:
-    """The job's state history."""
+    """The job's state history. Role: read."""
     return await jobs.events(job_id)
 
 
 @router.get(
     "/{job_id}/logs",
-    dependencies=[ApiAuth],
+    **access(Role.READ),
     response_class=PlainTextResponse,
     responses={**_NOT_FOUND, **_AUTH},
 )
@@ -128,7 +137,7 @@ async def get_logs(
     service: Annotated[str | None, Query(max_length=63)] = None,
     tail: Annotated[int, Query(ge=1, le=100_000)] = 200,
 ) -> PlainTextResponse:
-    """The last lines of a job's service and flow logs (local backend)."""
+    """The last lines of a job's service and flow logs (local backend). Role: read."""
     await jobs.get(job_id)
     files = jobs.log_files(job_id)
     wanted = {

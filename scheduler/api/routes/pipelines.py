@@ -7,21 +7,27 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from ir.bundle import render_bundle
-from scheduler.api.deps import ApiAuth, JobsDep
-from scheduler.jobs import make_bundle
-from scheduler.schemas import ErrorBody, JobCreate
+from scheduler.api.body import StrictJSONRoute
+from scheduler.api.deps import JobsDep, access
+from scheduler.auth import Role
+from scheduler.jobs import make_bundle, redact
+from scheduler.limits import render_within
+from scheduler.schemas import ErrorBody, JobCreate, Problem
 
-router = APIRouter(prefix="/api/v1/pipelines", tags=["pipelines"])
+router = APIRouter(prefix="/api/v1/pipelines", tags=["pipelines"], route_class=StrictJSONRoute)
 
 
 @router.post(
     "/validate",
-    dependencies=[ApiAuth],
-    responses={422: {"model": ErrorBody, "description": "Every problem of the IR."}},
+    **access(Role.SUBMIT),
+    responses={
+        413: {"model": Problem, "description": "The body is larger than the server allows."},
+        422: {"model": ErrorBody, "description": "Every problem of the IR, or a limit passed."},
+    },
 )
 async def validate_pipeline(body: JobCreate, jobs: JobsDep) -> dict[str, Any]:
-    """Pre-process the IR as a start would, without starting anything: the values, or 422."""
+    """Pre-process the IR as a start would, within the same limits, without starting anything:
+    the values (secret-looking values redacted, as `/jobs/{id}/values`), or 422. Role: submit."""
     bundle = make_bundle(
         body,
         job_id="validate",
@@ -29,5 +35,6 @@ async def validate_pipeline(body: JobCreate, jobs: JobsDep) -> dict[str, Any]:
         channels=jobs.channels,
         base_dir=jobs.base_dir,
     )
-    rendered = await asyncio.to_thread(render_bundle, bundle)
-    return rendered.values
+    rendered = await asyncio.to_thread(render_within, bundle, jobs.limits)
+    values: dict[str, Any] = redact(rendered.values)
+    return values
