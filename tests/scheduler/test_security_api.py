@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 from common.ports import free_port
 from tests.attacks import inline_pipeline
 from tests.scheduler.conftest import TEKSCORE, TOKEN, Scheduler
+from tests.scheduler.servers import module_server
 
 READER, SUBMITTER = "reader-token", "submitter-token"
 TOKENS = f"{TOKEN},{READER}:read,{SUBMITTER}:submit"  # TOKEN alone: admin, the old form
@@ -41,12 +41,7 @@ ROUTES: list[tuple[str, str, str]] = [
 REPORT = {"records_in": 0, "records_out": 0, "records_failed": 0}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scheduler]:
-    scheduler = Scheduler(tmp_path_factory.mktemp("roles") / "home", tokens=TOKENS)
-    scheduler.start()
-    yield scheduler
-    scheduler.stop()
+server = module_server("roles", tokens=TOKENS)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,18 +20,14 @@ from tests.attacks import (
     nested_record_yaml,
 )
 from tests.scheduler.conftest import TOKEN, Scheduler
+from tests.scheduler.servers import module_server
 
 JOBS = "/api/v1/jobs"
 VALIDATE = "/api/v1/pipelines/validate"
 SURROGATE = "\\ud800"  # as JSON escapes it: the body is valid JSON text, the string is not text
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scheduler]:
-    scheduler = Scheduler(tmp_path_factory.mktemp("inputs") / "home")
-    scheduler.start()
-    yield scheduler
-    scheduler.stop()
+server = module_server("inputs")
 
 
 def _files(name: str, text: str) -> str:

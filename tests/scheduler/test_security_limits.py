@@ -15,6 +15,7 @@ import pytest
 
 from tests.attacks import alias_bomb, inline_pipeline
 from tests.scheduler.conftest import TOKEN, Scheduler
+from tests.scheduler.servers import module_server
 
 LIMITS = {
     "TEKSCORE_MAX_BODY_BYTES": "65536",
@@ -26,22 +27,8 @@ LIMITS = {
 }
 
 
-@pytest.fixture(scope="module")
-def default(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scheduler]:
-    """A server with the default limits."""
-    scheduler = Scheduler(tmp_path_factory.mktemp("default") / "home")
-    scheduler.start()
-    yield scheduler
-    scheduler.stop()
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scheduler]:
-    """A server whose limits were set small through the environment."""
-    scheduler = Scheduler(tmp_path_factory.mktemp("small") / "home", extra_env=LIMITS)
-    scheduler.start()
-    yield scheduler
-    scheduler.stop()
+default = module_server("default")  # the default limits
+small = module_server("small", extra_env=LIMITS)  # limits set small through the environment
 
 
 def _peak_kib(pid: int) -> int:
