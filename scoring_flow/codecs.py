@@ -5,14 +5,21 @@ Pure logic over file-like objects handed in by the caller (no file is opened her
 flow dead-letters), `Encoder` turns records into bytes chunk by chunk so sinks can stream, and
 `MessageCodec` encodes one record per Kafka message. CSV values are typed by the channel schema
 when there is one; without a schema numbers are parsed as int or float and empty cells are null.
+
+A record holding a value its encoding cannot carry (an integer past 64 bits in JSON, a lone
+surrogate in UTF-8 text, a value Avro's schema does not take) is left out of the bytes, and
+its index comes back with the reason (`Encoded.rejected`): the flow dead-letters that record
+and goes on, instead of failing the whole job for one value. A batch whose records all fit is
+encoded in one go, as before; only a batch with a misfit is encoded again record by record.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
-from typing import IO, Any
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, Any, NamedTuple
 
 import fastavro
 import orjson
@@ -162,6 +169,43 @@ def _decode_avro(stream: IO[bytes]) -> Iterator[Decoded]:
 
 # ---------------------------------------------------------------- encoding
 
+UNENCODABLE = (TypeError, ValueError, OverflowError)
+"""What the encoders raise for a value they cannot carry (orjson, csv, UTF-8, fastavro)."""
+
+
+def unencodable(encoding: str, exc: BaseException) -> str:
+    """Why one record cannot be written in `encoding` (its dead-letter reason)."""
+    return f"cannot be written as {encoding}: {type(exc).__name__}: {exc}"
+
+
+Rejected = dict[int, str]
+"""Records left out of an encoding: index among the records given -> why (dead-letter reason)."""
+
+
+class Encoded(NamedTuple):
+    """The bytes of the records that fit, and why each other one does not."""
+
+    data: bytes
+    rejected: Rejected
+
+
+def one_by_one(
+    encoding: str, records: Sequence[Record], encode: Callable[[Record], bytes]
+) -> Encoded:
+    """Encode each record alone, keeping the ones that fit."""
+    parts: list[bytes] = []
+    rejected: Rejected = {}
+    for i, record in enumerate(records):
+        try:
+            parts.append(encode(record))
+        except UNENCODABLE as exc:
+            rejected[i] = unencodable(encoding, exc)
+    return Encoded(b"".join(parts), rejected)
+
+
+def _jsonl(record: Record) -> bytes:
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+
 
 class Encoder:
     """Records to bytes, chunk by chunk: `begin()`, then `encode(records)` any number of times,
@@ -173,37 +217,61 @@ class Encoder:
         self._columns: list[str] | None = [f.name for f in schema] if schema else None
         self._header_done = False
         self._buf = io.BytesIO()
-        self._avro: Writer | None = None
         self._datum: DatumConverter | None = None
         if encoding == "avro":
             if not schema:
                 raise ValueError("avro output needs a schema")
             record = avro_schema(schema)
-            self._avro = Writer(self._buf, record, codec="null")
+            # the header (schema, codec null, our sync marker) from fastavro; the blocks are ours
+            self._sync = os.urandom(16)
+            Writer(self._buf, record, codec="null", sync_marker=self._sync)
+            self._parsed = fastavro.parse_schema(record)
             self._datum = DatumConverter(record)
 
     def begin(self) -> bytes:
         """The bytes that open the file (the avro header; nothing for jsonl, csv)."""
         return self._drain()
 
-    def encode(self, records: Iterable[Record]) -> bytes:
-        """The bytes of `records`."""
+    def encode(self, records: Sequence[Record]) -> Encoded:
+        """The bytes of `records` that fit the encoding, and why the others do not."""
         if self.encoding == "jsonl":
-            return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
+            try:
+                return Encoded(b"".join([_jsonl(r) for r in records]), {})
+            except UNENCODABLE:
+                return one_by_one("jsonl", records, _jsonl)
         if self.encoding == "csv":
-            return self._encode_csv(list(records))
-        assert self._avro is not None and self._datum is not None
-        for r in records:
-            self._avro.write(self._datum(r))
-        self._avro.flush()
-        return self._drain()
+            head = self._csv_header(records)
+            try:
+                return Encoded(head + self._csv_rows(records), {})
+            except UNENCODABLE:
+                data, rejected = one_by_one("csv", records, lambda r: self._csv_rows([r]))
+                return Encoded(head + data, rejected)
+        return self._encode_avro(records)
+
+    def _encode_avro(self, records: Sequence[Record]) -> Encoded:
+        """One container block of the records that fit: each datum is written alone into the
+        block's buffer, and one that fails is cut off again (so no record is half written)."""
+        assert self._datum is not None
+        block = io.BytesIO()
+        rejected: Rejected = {}
+        for i, r in enumerate(records):
+            mark = block.tell()
+            try:
+                fastavro.schemaless_writer(block, self._parsed, self._datum(r))
+            except UNENCODABLE as exc:
+                block.seek(mark)
+                block.truncate()
+                rejected[i] = unencodable("avro", exc)
+        count = len(records) - len(rejected)
+        if not count:
+            return Encoded(b"", rejected)
+        data = block.getvalue()
+        return Encoded(_avro_long(count) + _avro_long(len(data)) + data + self._sync, rejected)
 
     def end(self) -> bytes:
         """The bytes that close the file (a csv header if no record came but a schema is known)."""
-        if self.encoding == "csv" and not self._header_done and self._columns:
-            return self._encode_csv([])
-        if self._avro is not None:
-            self._avro.flush()
+        if self.encoding == "csv":
+            return self._csv_header([])
         return self._drain()
 
     def _drain(self) -> bytes:
@@ -212,19 +280,38 @@ class Encoder:
         self._buf.truncate()
         return data
 
-    def _encode_csv(self, records: list[Record]) -> bytes:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+    def _csv_header(self, records: Sequence[Record]) -> bytes:
+        """The header line, the first time there are columns (the schema's, else the first
+        record's keys); else nothing."""
+        if self._header_done:
+            return b""
         if self._columns is None:
             if not records:
                 return b""
             self._columns = list(records[0])
-        if not self._header_done:
-            writer.writerow(self._columns)
-            self._header_done = True
+        self._header_done = True
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerow(self._columns)
+        return out.getvalue().encode("utf-8")
+
+    def _csv_rows(self, records: Sequence[Record]) -> bytes:
+        assert self._columns is not None
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
         for r in records:
             writer.writerow([_cell(r.get(c)) for c in self._columns])
         return out.getvalue().encode("utf-8")
+
+
+def _avro_long(n: int) -> bytes:
+    """An Avro `long`: zig-zag, then 7 bits a byte, low bits first."""
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def _cell(value: Any) -> Any:

@@ -15,9 +15,10 @@ Pure data, no I/O. The tree::
     └── RecordError                  one record failed: dead-lettered with `reason` and `step`
         ├── DecodeError              the input could not be decoded into a record
         ├── SchemaViolation          the record does not match the channel's schema
-        └── StepError                a step could not process the record (a map, filter or
-                                     python step; a score step whose call failed, or whose
-                                     service refused the record)
+        ├── StepError                a step could not process the record (a map, filter or
+        │                            python step; a score step whose call failed, or whose
+        │                            service refused the record)
+        └── EncodeError              the sink's encoding cannot carry a value of the record
 
 `FlowError` subclasses that are not `RecordError` end a flow with `flow failed`; a
 `RecordError` only sends its record to the dead-letter channel. Per-record failures travel as
@@ -116,3 +117,8 @@ class SchemaViolation(RecordError):
 
 class StepError(RecordError):
     """A step could not process a record."""
+
+
+class EncodeError(RecordError):
+    """A value of the record that the sink's encoding cannot carry (an integer past 64 bits in
+    JSON, a lone surrogate in UTF-8): the sink left the record out."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import signal
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -32,8 +33,9 @@ from ir.flows import PythonStep
 from ir.values import FlowValues
 from scoring_flow.allocator import keep_freed_memory
 from scoring_flow.channels import ChannelContext, Sink, Source, SourceBatch, make_sink, make_source
+from scoring_flow.codecs import Rejected
 from scoring_flow.config import RuntimeSettings, load_flow_values, summary
-from scoring_flow.errors import ConfigError, FlowError, SourceError
+from scoring_flow.errors import ConfigError, EncodeError, FlowError, SinkError, SourceError
 from scoring_flow.httpserver import RunningServer, bind_host
 from scoring_flow.items import Counters, Item, dead_letter_entry
 from scoring_flow.loader import load_function
@@ -43,6 +45,7 @@ from scoring_flow.pipeline import Pipeline
 from scoring_flow.reporting import Reporter
 from scoring_flow.scoring import ScoringClient
 from scoring_flow.steps import UserFunction
+from scoring_flow.types import Record
 
 log = structlog.get_logger("scoring_flow.runner")
 
@@ -309,12 +312,15 @@ class FlowRunner:
         await task
         items: list[Item] = batch.items
         outputs = [r for item in items if item.alive for r in item.results]
-        failed = [item for item in items if item.failure is not None]
         if outputs:
-            await sink.write(outputs)
+            rejected = await sink.write(outputs)
+            if rejected:
+                _fail_rejected(items, rejected)
+        failed = [item for item in items if item.failure is not None]
         if failed:
             if dead is not None:
-                await dead.write([dead_letter_entry(i, flow=self.flow.name) for i in failed])
+                entries = [dead_letter_entry(i, flow=self.flow.name) for i in failed]
+                await _dead_letter(dead, entries)
             first = failed[0].failure
             assert first is not None
             log.warning("records failed", count=len(failed), reason=first.reason, step=first.step)
@@ -322,6 +328,37 @@ class FlowRunner:
         self.counters.settle(items)
         self.metrics.update(self.counters)
         self.metrics.batch_seconds.observe(time.monotonic() - started)
+
+
+ENCODE = "encode"
+"""The step named in the dead letter of a record its sink's encoding cannot carry."""
+
+
+def _fail_rejected(items: list[Item], rejected: Rejected) -> None:
+    """Fail the items whose outputs (numbered as `_settle` lists them) the sink left out."""
+    index = 0
+    for item in items:
+        if not item.alive:
+            continue
+        mine = range(index, index + len(item.results))
+        index += len(item.results)
+        reasons = [rejected[i] for i in mine if i in rejected]
+        if reasons:
+            item.fail(EncodeError(reasons[0], step=ENCODE))
+
+
+async def _dead_letter(dead: Sink, entries: list[Record]) -> None:
+    """Write dead-letter entries; one whose record the dead-letter encoding cannot carry either
+    is written again with the record as JSON text (Python's `json` takes any integer and
+    escapes any string), so that no failed record is lost."""
+    rejected = await dead.write(entries)
+    if not rejected:
+        return
+    again = [
+        {**entries[i], "record": json.dumps(entries[i]["record"], default=repr)} for i in rejected
+    ]
+    if await dead.write(again):
+        raise SinkError(dead.kind, "a dead-letter entry cannot be written even as text")
 
 
 async def _guard(batches: AsyncIterator[SourceBatch]) -> AsyncGenerator[SourceBatch, None]:

@@ -7,6 +7,7 @@ A source hands out `SourceBatch`es; the runner calls `commit(batch)` in source o
 sink (and the dead-letter channel) hold the batch's outcome — Kafka commits offsets there, the
 HTTP source answers its caller. A sink gets `write` calls in order, then `close` (which makes the
 output visible: rename, multipart complete) or `abort` (which leaves nothing at the final place).
+`write` returns the records it could not encode (`Rejected`), so one bad value costs one record.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from scoring_flow.codecs import Decoded
+from scoring_flow.codecs import Decoded, Rejected
 from scoring_flow.items import Item
 from scoring_flow.types import BadRecord, Record
 
@@ -60,8 +61,9 @@ class Sink(Protocol):
     async def open(self) -> None:
         """Prepare the output (errors here are fatal: SinkError)."""
 
-    async def write(self, records: list[Record]) -> None:
-        """Append records, in order."""
+    async def write(self, records: list[Record]) -> Rejected:
+        """Append records, in order; the ones whose values the channel's encoding cannot carry
+        are left out and returned by index with the reason (the flow dead-letters them)."""
 
     async def close(self) -> None:
         """Make everything written visible, atomically where the medium allows."""

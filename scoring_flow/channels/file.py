@@ -16,7 +16,7 @@ from typing import IO
 
 from ir.channels import FileChannel
 from scoring_flow.channels.base import ShardFilter, StreamSource
-from scoring_flow.codecs import Decoded, Encoder, decode
+from scoring_flow.codecs import Decoded, Encoder, Rejected, decode
 from scoring_flow.errors import SinkError, SourceError
 from scoring_flow.types import Record
 
@@ -78,11 +78,12 @@ class FileSink:
         except OSError as exc:
             raise SinkError("file", f"cannot write {self.temp}: {exc.strerror}") from exc
 
-    async def write(self, records: list[Record]) -> None:
-        """Append records to the temp file."""
-        data = self._encoder.encode(records)
+    async def write(self, records: list[Record]) -> Rejected:
+        """Append the records that fit the encoding to the temp file; the others, by index."""
+        data, rejected = self._encoder.encode(records)
         if data:
             await asyncio.to_thread(self._write, data)
+        return rejected
 
     def _write(self, data: bytes) -> None:
         if self._fh is None:
@@ -107,12 +108,18 @@ class FileSink:
             self._fh = None
             os.replace(self.temp, self.path)
         except OSError as exc:
+            self._discard()  # a full disk must not stay full of our temp file
             raise SinkError("file", f"cannot finish {self.path}: {exc.strerror}") from exc
 
     async def abort(self) -> None:
-        """Remove the temp file."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Remove the temp file, even when closing it fails (a full disk: its buffer cannot be
+        flushed, and the file must go all the same)."""
+        await asyncio.to_thread(self._discard)
+
+    def _discard(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            with contextlib.suppress(OSError):
+                fh.close()  # the descriptor is closed even when the flush fails
         with contextlib.suppress(FileNotFoundError):
             self.temp.unlink()

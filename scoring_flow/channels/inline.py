@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from ir.channels import InlineChannel
 from scoring_flow.channels.base import ShardFilter, SourceBatch, batches_from
-from scoring_flow.codecs import Decoded
+from scoring_flow.codecs import Decoded, Rejected
 from scoring_flow.types import Record
 
 
@@ -53,8 +53,9 @@ class DiscardSink:
     async def open(self) -> None:
         """Nothing to open."""
 
-    async def write(self, records: list[Record]) -> None:
-        """Drop the records."""
+    async def write(self, records: list[Record]) -> Rejected:
+        """Drop the records (every value fits nowhere)."""
+        return {}
 
     async def close(self) -> None:
         """Nothing to close."""

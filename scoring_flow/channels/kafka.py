@@ -26,7 +26,7 @@ from aiokafka.structs import TopicPartition
 from ir.channels import KafkaChannel
 from ir.keys import KeyTemplate
 from scoring_flow.channels.base import SourceBatch, to_item
-from scoring_flow.codecs import MessageCodec
+from scoring_flow.codecs import UNENCODABLE, MessageCodec, Rejected, unencodable
 from scoring_flow.errors import SinkError, SourceError
 from scoring_flow.secrets import resolve_optional
 from scoring_flow.types import Record
@@ -174,19 +174,25 @@ class KafkaSink:
             cfg = self.spec.config
             raise SinkError("kafka", f"{cfg.bootstrap_servers} {cfg.topic}: {exc}") from exc
 
-    async def write(self, records: list[Record]) -> None:
-        """Send the records and wait until the broker acknowledged every one."""
+    async def write(self, records: list[Record]) -> Rejected:
+        """Send the records that fit the encoding (the others come back by index) and wait until
+        the broker acknowledged every one."""
         assert self._producer is not None
         topic = self.spec.config.topic
+        messages: list[tuple[bytes, bytes | None]] = []
+        rejected: Rejected = {}
+        for i, record in enumerate(records):
+            try:
+                messages.append((self.codec.encode(record), self.key_of(record)))
+            except UNENCODABLE as exc:
+                rejected[i] = unencodable(self.spec.format.encoding, exc)
         try:
-            futures = [
-                await self._producer.send(topic, self.codec.encode(r), key=self.key_of(r))
-                for r in records
-            ]
+            futures = [await self._producer.send(topic, m, key=k) for m, k in messages]
             if futures:
                 await asyncio.gather(*futures)
         except KafkaError as exc:
             raise SinkError("kafka", f"cannot produce to {topic}: {exc}") from exc
+        return rejected
 
     async def close(self) -> None:
         """Flush and disconnect."""

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ir.channels import S3Channel
 from scoring_flow.channels.base import ShardFilter, StreamSource
-from scoring_flow.codecs import Decoded, Encoder, decode
+from scoring_flow.codecs import Decoded, Encoder, Rejected, decode
 from scoring_flow.errors import SinkError, SourceError
 from scoring_flow.secrets import resolve_optional
 from scoring_flow.types import Record
@@ -135,13 +135,16 @@ class S3Sink:
             raise SinkError("s3", f"{self.where}: {_describe(exc)}") from exc
         self._buffer += self._encoder.begin()
 
-    async def write(self, records: list[Record]) -> None:
-        """Buffer the records; upload a part each time the buffer reaches the part size."""
-        self._buffer += self._encoder.encode(records)
+    async def write(self, records: list[Record]) -> Rejected:
+        """Buffer the records that fit the encoding (the others come back by index); upload a
+        part each time the buffer reaches the part size."""
+        data, rejected = self._encoder.encode(records)
+        self._buffer += data
         while len(self._buffer) >= self.part_size:
             chunk = bytes(self._buffer[: self.part_size])
             del self._buffer[: self.part_size]
             await asyncio.to_thread(self._upload_part, chunk)
+        return rejected
 
     def _upload_part(self, chunk: bytes) -> None:
         cfg = self.spec.config

@@ -143,7 +143,7 @@ def test_a_non_ascii_bearer_token_is_403(server: Scheduler, method: str, path: s
     response = httpx.request(
         method,
         f"{server.url}{JOBS}/j-aaaaaaaaaa{path}",
-        headers={"Authorization": "Bearer t\u00e9st".encode("latin-1")},
+        headers=[(b"Authorization", "Bearer t\u00e9st".encode("latin-1"))],
         json=report if method == "POST" else None,
     )
     assert response.status_code == 403, response.text

@@ -133,7 +133,7 @@ def test_the_flow_checks_every_family_with_the_one_wording() -> None:
 
 def test_avro_container_files_carry_every_family() -> None:
     enc = Encoder("avro", SCHEMA)
-    data = enc.begin() + enc.encode(RECORDS) + enc.end()
+    data = enc.begin() + enc.encode(RECORDS).data + enc.end()
     stream = io.BufferedReader(io.BytesIO(data))
     assert list(decode("avro", stream, SCHEMA)) == RECORDS
 

@@ -37,7 +37,7 @@ def roundtrip(encoding: Any, records: list[dict[str, Any]], chunks: int = 3) -> 
     data = enc.begin()
     size = max(1, len(records) // chunks)
     for i in range(0, len(records), size):
-        data += enc.encode(records[i : i + size])
+        data += enc.encode(records[i : i + size]).data
     data += enc.end()
     return list(decode(encoding, io.BytesIO(data), SCHEMA))
 
