@@ -4,6 +4,7 @@
     ├── JobNotFound                404
     ├── JobFinished                409, the body is the job
     ├── IdempotencyConflict        409: the key was used with another body
+    ├── BadCursor                  422: a list cursor this store never gave out
     └── Unauthorized / Forbidden   401 / 403
 
 IR problems are `ir.IRValidationError` (422 with every error).
@@ -33,6 +34,11 @@ class JobFinished(SchedulerError):
 class IdempotencyConflict(SchedulerError):
     def __init__(self, key: str) -> None:
         super().__init__(f"Idempotency-Key {key!r} was already used with a different request body")
+
+
+class BadCursor(SchedulerError):
+    def __init__(self, cursor: str) -> None:
+        super().__init__(f"not a valid cursor: {cursor!r}")
 
 
 class Unauthorized(SchedulerError):

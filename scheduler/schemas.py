@@ -157,7 +157,7 @@ def decode_cursor(cursor: str) -> int:
         value = int(base64.urlsafe_b64decode(padded.encode()).decode())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"not a valid cursor: {cursor!r}") from exc
-    if not 0 <= value < 2**63:  # a sequence number is a SQLite INTEGER
+    if value < 0:
         raise ValueError(f"not a valid cursor: {cursor!r}")
     return value
 

@@ -23,6 +23,7 @@ import aiosqlite
 import orjson
 
 from ir.bundle import JobBundle
+from scheduler.errors import BadCursor
 from scheduler.schemas import EventPublic, JobQuery, JobRecord, decode_cursor, encode_cursor
 from scheduler.states import FINISHED
 
@@ -269,8 +270,11 @@ class Store:
             where.append("jobs.pipeline = ?")
             args.append(query.pipeline)
         if query.cursor is not None:
+            after = decode_cursor(query.cursor)
+            if after >= 2**63:  # past any sequence number (a SQLite INTEGER): not one of ours
+                raise BadCursor(query.cursor)
             where.append(f"{seq} < ?")
-            args.append(decode_cursor(query.cursor))
+            args.append(after)
         sql = f"SELECT jobs.seq, jobs.{column} FROM {source}"  # noqa: S608 (constants only)
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 import ir
 from scheduler.errors import (
+    BadCursor,
     Forbidden,
     IdempotencyConflict,
     JobFinished,
@@ -52,6 +53,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _body(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"errors": _request_errors(exc)}, status_code=422)
+
+    @app.exception_handler(BadCursor)
+    async def _cursor(request: Request, exc: BadCursor) -> JSONResponse:
+        return JSONResponse({"errors": [{"loc": ["query", "cursor"], "msg": str(exc)}]}, 422)
 
     @app.exception_handler(JobNotFound)
     async def _not_found(request: Request, exc: JobNotFound) -> JSONResponse:
