@@ -3,6 +3,10 @@
 Pure, no I/O. Models are inlined into their services; one python service is derived for every
 model no service serves; each score step gets its service (named, or the only one serving its
 model); each flow lists the endpoints it calls and the Secret keys its channels reference.
+
+Endpoints are logical: a python service is its name and `SERVICE_PORT`, and a flow names the
+service and port it calls; whoever runs the job resolves them to URLs (the chart to its
+Services, the local runner to loopback ports). Nothing here knows how a runner names things.
 """
 
 from __future__ import annotations
@@ -19,12 +23,7 @@ from ir.lookup import ResolvedFlow, dump
 from ir.values import FlowValues, ServiceValues
 
 SERVICE_PORT = 8080
-"""The port of every scoring service the chart deploys (and the Service in front of it)."""
-
-
-def service_host(job_id: str, service: str) -> str:
-    """The Kubernetes Service name the chart gives a scoring service: `<job>-<service>`, max 63."""
-    return f"{job_id}-{service}"[:63].rstrip("-")
+"""The port of every python scoring service (the chart's Service and container listen on it)."""
 
 
 def assemble(
@@ -51,7 +50,7 @@ def assemble(
                 continue
             inlined.append({**models[model], "name": model})
         if spec.get("runtime", "python") == "python":
-            spec["url"] = f"http://{service_host(job['id'], entry.name)}:{SERVICE_PORT}"
+            spec["port"] = SERVICE_PORT
         services[entry.name] = {**spec, "name": entry.name, "models": inlined, "derived": False}
     served = {m["name"] for s in services.values() for m in s["models"]}
     for name in member_models:
@@ -73,9 +72,7 @@ def assemble(
         services[name] = {
             "name": name,
             "runtime": "external" if external else "python",
-            "url": model["uri"]
-            if external
-            else f"http://{service_host(job['id'], name)}:{SERVICE_PORT}",
+            **({"url": model["uri"]} if external else {"port": SERVICE_PORT}),
             "models": [{**model, "name": name}],
             "derived": True,
         }
@@ -155,8 +152,13 @@ def _resolve_steps(
                 continue
             chosen = serving[0]
         svc = services[chosen]
+        target = (
+            {"service": chosen, "port": svc["port"]}
+            if svc["runtime"] == "python"
+            else {"url": svc["url"]}
+        )
         used[chosen] = {
-            "url": svc["url"],
+            **target,
             "protocol": "records" if svc["runtime"] == "python" else "v2",
             "models": sorted(m["name"] for m in svc["models"]),
         }

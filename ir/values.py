@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from ir.channels import ChannelSpec
 from ir.documents import ModelSpec
@@ -33,31 +33,55 @@ class ModelValues(ModelSpec):
     name: Name
 
 
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
 class ServiceValues(IRModel):
     """A scoring service with its models inlined.
 
-    `url` is where flows reach it: for `runtime: python` the chart's Service
-    (`http://<job.id>-<name>:8080`; the local backend puts its loopback port there instead),
-    for `runtime: external` the server given in the IR. `derived` says the service was made by
-    the one-service-per-unserved-model rule.
+    Where flows reach it: a `runtime: python` service is a logical endpoint, its `name` and
+    `port`, which whoever runs it resolves (the chart: its Service `http://<job.id>-<name>:<port>`;
+    the local runner: a loopback port); a `runtime: external` service has the `url` given in the
+    IR. `derived` says the service was made by the one-service-per-unserved-model rule.
     """
 
     name: Name
     runtime: Literal["python", "external"]
-    url: str = Field(pattern=r"^https?://.+")
+    url: str | None = Field(default=None, pattern=r"^https?://.+")
+    port: Port | None = None
     models: list[ModelValues] = Field(min_length=1)
     replicas: int = Field(default=1, ge=0, le=100)
     workers: int = Field(default=1, ge=1, le=64)
     resources: Resources = Field(default_factory=Resources)
     derived: bool = False
 
+    @model_validator(mode="after")
+    def _endpoint(self) -> ServiceValues:
+        if self.runtime == "python" and (self.port is None or self.url is not None):
+            raise ValueError("a python service has a port and no url (the runner resolves it)")
+        if self.runtime == "external" and (self.url is None or self.port is not None):
+            raise ValueError("an external service has a url and no port")
+        return self
+
 
 class ServiceEndpoint(IRModel):
-    """How a flow reaches one scoring service: `records` (ours) or OIP V2 `infer` (external)."""
+    """How a flow reaches one scoring service: `records` (ours) or OIP V2 `infer` (external).
 
-    url: str = Field(pattern=r"^https?://.+")
+    A logical endpoint names one of the pipeline's python services and its port (`service`,
+    `port`) and gets its `url` from whoever runs the flow (the chart, the local runner); an
+    external one has its `url` from the start. The flow calls `url`."""
+
+    url: str | None = Field(default=None, pattern=r"^https?://.+")
+    service: Name | None = None
+    port: Port | None = None
     protocol: Literal["records", "v2"]
     models: list[Name]
+
+    @model_validator(mode="after")
+    def _target(self) -> ServiceEndpoint:
+        if self.url is None and (self.service is None or self.port is None):
+            raise ValueError("an endpoint needs a url, or a service and its port")
+        return self
 
 
 class ResolvedScoreStep(IRModel):

@@ -8,9 +8,10 @@ with psutil, and signals them.
 Layout of a job's folder::
 
     processes.json             every process started (pid + start time), rewritten after each spawn
-    services/<name>.json|.log  a scoring service's config (url on its loopback port) and its log
+    services/<name>.json|.log  a scoring service's config (its endpoint resolved to a loopback
+                               port) and its log
     services/<name>.termination.json   why it stopped (or cannot serve), written by the service
-    flows/<name>.json          a flow's config (service urls rewritten to loopback ports)
+    flows/<name>.json          a flow's config (its logical endpoints resolved to loopback URLs)
     flows/<name>.log           its log (`<name>-<i>.log` per shard or replica, when several)
     flows/<name>.termination.json      why it stopped, with its final counters (per process)
 """
@@ -162,8 +163,9 @@ class LocalInstaller:
                 continue
             port = free_port(self._ports)
             urls[service.name] = f"http://{LOOPBACK}:{port}"
+            # its logical endpoint (name and port) resolved to the loopback port it gets here
             config = self._write_config(
-                "services", service.name, {**raw, "url": urls[service.name]}
+                "services", service.name, {**raw, "url": urls[service.name], "port": port}
             )
             command = [
                 tekscore, "serve-model", "--config", str(config), "--host", LOOPBACK,
@@ -186,8 +188,16 @@ class LocalInstaller:
         for flow, raw in zip(model.scoring_flows, values["scoringFlows"], strict=True):
             config_data = copy.deepcopy(dict(raw))
             for name, endpoint in config_data.get("services", {}).items():
-                if name in urls:
-                    endpoint["url"] = urls[name]
+                service = endpoint.pop("service", None)
+                endpoint.pop("port", None)
+                if service is not None:  # a logical endpoint: the local service's loopback URL
+                    if service not in urls:
+                        raise TaskFailed(
+                            "InstallFailed",
+                            f"Flow {flow.name!r} calls service {service!r} ({name}), which the "
+                            "job does not run as a python service.",
+                        )
+                    endpoint["url"] = urls[service]
             http_port = None
             if flow.source.type == "http":
                 http_port = free_port(self._ports)

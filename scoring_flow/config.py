@@ -22,24 +22,40 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ir.values import FlowValues
+from ir.values import FlowValues, ServiceEndpoint
 from scoring_flow.errors import ConfigError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def parse_flow_values(data: Any) -> FlowValues:
-    """Validate a parsed CONFIG document into `FlowValues`."""
+    """Validate a parsed CONFIG document into `FlowValues`, every service endpoint resolved."""
     if not isinstance(data, dict):
         raise ConfigError("the CONFIG must be a mapping (one entry of scoringFlows)")
     try:
-        return FlowValues.model_validate(data)
+        flow = FlowValues.model_validate(data)
     except ValidationError as exc:
         lines = [
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
             for err in exc.errors()
         ]
         raise ConfigError("; ".join(lines)) from exc
+    for endpoint in flow.services.values():
+        endpoint_url(endpoint)
+    return flow
+
+
+def endpoint_url(endpoint: ServiceEndpoint) -> str:
+    """The base URL the flow calls a service at. A logical endpoint (a service and its port, as
+    `tekscore render` writes it) must have been resolved by whoever runs the flow: the chart
+    (its Service) or the local runner (a loopback port)."""
+    if endpoint.url is None:
+        raise ConfigError(
+            f"services.{endpoint.service}: the endpoint of service {endpoint.service!r} (port "
+            f"{endpoint.port}) has no url: whoever runs the flow resolves it (the chart, the "
+            "local runner); to run a rendered flow by hand, give it a url"
+        )
+    return endpoint.url.rstrip("/")
 
 
 def load_flow_values(path: Path) -> FlowValues:

@@ -27,6 +27,7 @@ import structlog
 from common.retry import Policy
 from ir.values import ServiceEndpoint
 from scoring_flow import oip
+from scoring_flow.config import endpoint_url
 from scoring_flow.errors import (
     PermanentScoringError,
     RetriableScoringError,
@@ -131,7 +132,7 @@ class ScoringClient:
             await self._wait_one(name, endpoint, max(deadline - time.monotonic(), 0.1))
 
     async def _wait_one(self, name: str, endpoint: ServiceEndpoint, budget: float) -> None:
-        url = endpoint.url.rstrip("/") + "/v2/health/ready"
+        url = endpoint_url(endpoint) + "/v2/health/ready"
         last = "no answer yet"
         started = time.monotonic()
         policy = Policy(retry_on=_retriable, within=budget, first=0.05, longest=0.1)
@@ -148,9 +149,12 @@ class ScoringClient:
                         raise RetriableScoringError(last, status=response.status_code)
         except RetriableScoringError as exc:
             raise ServiceNotReadyError(
-                service=name, url=endpoint.url, waited=time.monotonic() - started, last=last
+                service=name,
+                url=endpoint_url(endpoint),
+                waited=time.monotonic() - started,
+                last=last,
             ) from exc
-        log.info("service ready", service=name, url=endpoint.url)
+        log.info("service ready", service=name, url=endpoint_url(endpoint))
 
     # ------------------------------------------------------------ scoring
 
@@ -241,7 +245,7 @@ class ScoringClient:
     async def _records(
         self, endpoint: ServiceEndpoint, service: str, model: str, payloads: list[Record]
     ) -> list[Any]:
-        url = f"{endpoint.url.rstrip('/')}/v2/models/{model}/records"
+        url = f"{endpoint_url(endpoint)}/v2/models/{model}/records"
         answer = await self._post(url, payloads)
         if not isinstance(answer, list) or len(answer) != len(payloads):
             got = len(answer) if isinstance(answer, list) else type(answer).__name__
@@ -253,7 +257,7 @@ class ScoringClient:
     async def _infer(
         self, endpoint: ServiceEndpoint, service: str, model: str, payloads: list[Record]
     ) -> list[Any]:
-        base = f"{endpoint.url.rstrip('/')}/v2/models/{model}"
+        base = f"{endpoint_url(endpoint)}/v2/models/{model}"
         key = (service, model)
         if key not in self._metadata:
             self._metadata[key] = await self._read_metadata(base)

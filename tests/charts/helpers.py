@@ -114,6 +114,12 @@ def pod_specs(objects: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, dict[
             yield name, obj["spec"]["template"]["spec"]
 
 
+def service_host(values: Mapping[str, Any], name: str) -> str:
+    """The chart's Service name of a python scoring service, `<job.id>-<name>` cut to 63 without
+    trailing dashes: where its logical endpoint resolves to, `http://<this>:<port>`."""
+    return f"{values['job']['id']}-{name}"[:63].rstrip("-")
+
+
 def by_kind(objects: Sequence[Mapping[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     """The objects of one kind by name."""
     return {o["metadata"]["name"]: dict(o) for o in objects if o["kind"] == kind}

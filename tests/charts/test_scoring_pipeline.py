@@ -22,6 +22,7 @@ from tests.charts.helpers import (
     by_kind,
     helm,
     pod_specs,
+    service_host,
     template,
     validate_builtin,
 )
@@ -223,12 +224,13 @@ def test_python_services_are_reachable_at_their_url(
     services = by_kind(objects, "Service")
     deployments = by_kind(objects, "Deployment")
     for svc in big_values["scoringServices"]:
-        host = urlparse(svc["url"]).hostname
         if svc["runtime"] == "external":
+            host = urlparse(svc["url"]).hostname
             assert host not in services and host not in deployments
             continue
-        assert host in services, f"no Service {host} for {svc['url']}"
-        assert urlparse(svc["url"]).port == 8080
+        host = service_host(big_values, svc["name"])
+        assert host in services, f"no Service {host} for service {svc['name']}"
+        assert svc["port"] == 8080
         assert [p["port"] for p in services[host]["spec"]["ports"]] == [8080]
         selector = services[host]["spec"]["selector"]
         pod_labels = deployments[host]["spec"]["template"]["metadata"]["labels"]
@@ -268,7 +270,7 @@ def test_long_job_ids_give_the_service_name_of_the_url(tmp_path: Path) -> None:
     ).values
     objects = template(SCORING_CHART, values, tmp_path=tmp_path)
     (svc,) = values["scoringServices"]
-    assert urlparse(svc["url"]).hostname in by_kind(objects, "Service")
+    assert service_host(values, svc["name"]) in by_kind(objects, "Service")
     for obj in objects:
         assert len(obj["metadata"]["name"]) <= 63
         validate_builtin(obj)
@@ -284,14 +286,26 @@ def test_config_maps_round_trip_the_values_entries(
     for cm in maps.values():
         (key, text) = next(iter(cm["data"].items()))
         data = json.loads(text)
-        if key == "flow.json":
+        if key == "flow.json":  # its entry, each logical endpoint resolved to its Service
+            entry = next(f for f in big_values["scoringFlows"] if f["name"] == data["name"])
+            resolved = {
+                name: {k: v for k, v in ep.items() if k not in ("service", "port")}
+                | ({"url": f"http://{service_host(big_values, ep['service'])}:{ep['port']}"})
+                if "service" in ep
+                else ep
+                for name, ep in entry["services"].items()
+            }
             assert ir.FlowValues.model_validate(data) == ir.FlowValues.model_validate(
-                next(f for f in big_values["scoringFlows"] if f["name"] == data["name"])
+                {**entry, "services": resolved}
             )
+            assert all(ep["url"].startswith("http://") for ep in data["services"].values())
             flows += 1
-        else:
+        else:  # its entry, its logical endpoint resolved to its Service's url
             assert key == "service.json"
-            assert ir.ServiceValues.model_validate(data).runtime == "python"
+            entry = next(s for s in big_values["scoringServices"] if s["name"] == data["name"])
+            assert entry["runtime"] == "python"
+            url = f"http://{service_host(big_values, entry['name'])}:{entry['port']}"
+            assert data == {**{k: v for k, v in entry.items() if k != "port"}, "url": url}
     assert flows == len(big_values["scoringFlows"])
 
 
@@ -353,7 +367,11 @@ def test_helm_test_hook_checks_every_python_service(
     (container,) = pod["spec"]["containers"]
     assert container["command"][:2] == ["python", "-c"]
     compile(container["command"][2], "test-connection", "exec")
-    urls = [s["url"] for s in big_values["scoringServices"] if s["runtime"] == "python"]
+    urls = [
+        f"http://{service_host(big_values, s['name'])}:{s['port']}"
+        for s in big_values["scoringServices"]
+        if s["runtime"] == "python"
+    ]
     assert container["command"][3:] == urls
 
 

@@ -20,10 +20,10 @@ def test_a_model_no_service_serves_gets_a_derived_python_service(write):
     assert service["name"] == "m"
     assert service["derived"] is True
     assert service["runtime"] == "python"
-    assert service["url"] == "http://p-m:8080"
+    assert (service["port"], "url" in service) == (8080, False)  # a logical endpoint
     assert [m["name"] for m in service["models"]] == ["m"]
     assert values["scoringFlows"][0]["services"] == {
-        "m": {"url": "http://p-m:8080", "protocol": "records", "models": ["m"]}
+        "m": {"service": "m", "port": 8080, "protocol": "records", "models": ["m"]}
     }
 
 
@@ -32,15 +32,24 @@ def test_an_external_model_derives_an_external_service_called_over_v2(write):
     values = render(write("p.yaml", text)).values
     [service] = values["scoringServices"]
     assert (service["runtime"], service["url"]) == ("external", "http://mlserver:8080")
-    assert values["scoringFlows"][0]["services"]["m"]["protocol"] == "v2"
+    assert "port" not in service
+    assert values["scoringFlows"][0]["services"]["m"] == {
+        "url": "http://mlserver:8080",
+        "protocol": "v2",
+        "models": ["m"],
+    }
 
 
-def test_service_urls_follow_the_job_id(write):
+def test_service_endpoints_are_logical_whatever_the_job_id(write):
+    """How a runner names a service's host (the chart: `<job.id>-<service>`, the local runner:
+    a loopback port) is not pre-processing's business: only the service and its port are."""
     from ir import JobInfo
 
-    values = render(write("p.yaml", MINIMAL), job=JobInfo(id="j-123")).values
-    assert values["scoringServices"][0]["url"] == "http://j-123-m:8080"
-    assert values["job"]["id"] == "j-123"
+    a = render(write("p.yaml", MINIMAL), job=JobInfo(id="j-123")).values
+    b = render(write("p.yaml", MINIMAL), job=JobInfo(id="j-456")).values
+    assert a["scoringServices"] == b["scoringServices"]
+    assert a["scoringFlows"][0]["services"] == b["scoringFlows"][0]["services"]
+    assert a["job"]["id"] == "j-123"
 
 
 def test_a_model_served_by_two_services_needs_the_step_to_choose(write):
@@ -97,7 +106,7 @@ def test_a_job_id_must_start_with_a_letter_and_the_default_does(write):
     path = write("p.yaml", MINIMAL.replace("name: p\n", "name: 7p\n", 1))
     values = render(path).values
     assert values["job"]["id"] == "j-7p"
-    assert values["scoringServices"][0]["url"] == "http://j-7p-m:8080"
+    assert values["scoringServices"][0]["port"] == 8080
     try:
         render(path, job=JobInfo(id="7-up"))
     except IRValidationError as exc:

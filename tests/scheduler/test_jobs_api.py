@@ -163,7 +163,8 @@ async def test_values_and_ir_bundle_of_a_job(api: Api, iris: Path):
     values = (await api.http.get(f"/api/v1/jobs/{job['id']}/values")).json()
     assert values["contentHash"] == job["content_hash"]
     assert values["job"]["id"] == job["id"]
-    assert values["scoringServices"][0]["url"] == f"http://{job['id']}-iris:8080"
+    assert values["scoringServices"][0]["port"] == 8080  # a logical endpoint, for the runner
+    assert values["scoringFlows"][0]["services"]["iris"]["service"] == "iris"
     assert values["scoringFlows"][0]["batchSize"] == 64
     bundle = (await api.http.get(f"/api/v1/jobs/{job['id']}/ir")).json()
     assert bundle["content_hash"] == job["content_hash"]

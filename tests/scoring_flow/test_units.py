@@ -288,6 +288,28 @@ def test_config_errors_name_the_field() -> None:
     assert "source" in str(err.value)
 
 
+def test_a_logical_endpoint_must_be_resolved_before_the_flow_runs() -> None:
+    channel = {"name": "c", "direction": "source", "type": "inline", "config": {"records": []}}
+    endpoint: dict[str, Any] = {
+        "service": "iris",
+        "port": 8080,
+        "protocol": "records",
+        "models": ["iris"],
+    }
+    flow = {
+        "name": "f",
+        "mode": "batch",
+        "source": channel,
+        "sink": {**channel, "direction": "sink", "type": "discard", "config": {}},
+        "services": {"iris": endpoint},
+    }
+    with pytest.raises(ConfigError) as err:
+        parse_flow_values(flow)
+    assert "services.iris: the endpoint of service 'iris' (port 8080) has no url" in str(err.value)
+    endpoint["url"] = "http://127.0.0.1:5000"  # as the local runner resolves it
+    assert parse_flow_values(flow).services["iris"].url == "http://127.0.0.1:5000"
+
+
 def test_counters_invariant_and_report_body() -> None:
     items = items_of({"a": 1}, {"a": 2}, {"a": 3})
     items[0].fail(StepError("x", step="s"))

@@ -20,12 +20,46 @@ pre-processing emits (ir.values.Values): nothing here may add a value of its own
 
 {{/*
 The name of a scoring service's objects (Service, Deployment, ConfigMap): "<job.id>-<service>",
-cut to 63 with trailing dashes removed, exactly like ir.merge.service_host, because flows reach
-the service at http://<that name>:8080 (the url in the values).
-Call with (dict "root" $ "name" $service.name).
+cut to 63 with trailing dashes removed. Call with (dict "root" $ "name" $service.name).
 */}}
 {{- define "scoring-pipeline.serviceName" -}}
 {{- regexReplaceAll "-+$" (printf "%s-%s" .root.Values.job.id .name | trunc 63) "" }}
+{{- end }}
+
+{{/*
+Where a python scoring service answers: its logical endpoint (name and port, as the values give
+it) resolved to this chart's Service, http://<serviceName>:<port>.
+Call with (dict "root" $ "name" $service.name "port" $service.port).
+*/}}
+{{- define "scoring-pipeline.serviceUrl" -}}
+{{- printf "http://%s:%v" (include "scoring-pipeline.serviceName" (dict "root" .root "name" .name)) .port }}
+{{- end }}
+
+{{/*
+What a python scoring service reads (`service.json`): its values entry as JSON, its logical
+endpoint (port) resolved to its url. Call with (dict "root" $ "svc" $service).
+*/}}
+{{- define "scoring-pipeline.serviceConfig" -}}
+{{- $url := include "scoring-pipeline.serviceUrl" (dict "root" .root "name" .svc.name "port" .svc.port) }}
+{{- toJson (merge (dict "url" $url) (omit .svc "port")) }}
+{{- end }}
+
+{{/*
+What a flow reads (`flow.json`): its values entry as JSON, each logical endpoint (a python
+service and its port) resolved to the url of that service. Call with (dict "root" $ "flow" $flow).
+*/}}
+{{- define "scoring-pipeline.flowConfig" -}}
+{{- $root := .root }}
+{{- $services := dict }}
+{{- range $name, $ep := .flow.services }}
+{{- if $ep.url }}
+{{- $_ := set $services $name $ep }}
+{{- else }}
+{{- $url := include "scoring-pipeline.serviceUrl" (dict "root" $root "name" $ep.service "port" $ep.port) }}
+{{- $_ := set $services $name (merge (dict "url" $url) (omit $ep "service" "port")) }}
+{{- end }}
+{{- end }}
+{{- toJson (merge (dict "services" $services) (omit .flow "services")) }}
 {{- end }}
 
 {{/*

@@ -17,7 +17,7 @@ metadata:
     app.kubernetes.io/component: scoring-flow
     tekscore.dev/flow: {{ $flow.name | quote }}
   annotations:
-    checksum/config: {{ toJson $flow | sha256sum }}
+    checksum/config: {{ include "scoring-pipeline.flowConfig" (dict "root" $root "flow" $flow) | sha256sum }}
     prometheus.io/scrape: "true"
     prometheus.io/port: "9090"
 spec:
