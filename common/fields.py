@@ -27,16 +27,13 @@ def _boolean(v: Any) -> bool:
     return v is True or v is False
 
 
-def _int(v: Any) -> bool:
-    return (type(v) is int or (isinstance(v, int) and not isinstance(v, bool))) and (
-        _INT32[0] <= v <= _INT32[1]
-    )
+def _integer(low: int, high: int) -> Callable[[Any], bool]:
+    def check(v: Any) -> bool:
+        return (type(v) is int or (isinstance(v, int) and not isinstance(v, bool))) and (
+            low <= v <= high
+        )
 
-
-def _long(v: Any) -> bool:
-    return (type(v) is int or (isinstance(v, int) and not isinstance(v, bool))) and (
-        _INT64[0] <= v <= _INT64[1]
-    )
+    return check
 
 
 def _number(v: Any) -> bool:
@@ -54,8 +51,8 @@ def _bytes(v: Any) -> bool:
 
 TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "boolean": _boolean,
-    "int": _int,
-    "long": _long,
+    "int": _integer(*_INT32),
+    "long": _integer(*_INT64),
     "float": _number,
     "double": _number,
     "string": _string,
