@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -63,8 +63,33 @@ def run_task(task: str, job_id: str, work: Callable[[], Awaitable[T]]) -> T:
         return asyncio.run(_call(work))
     except TaskFailed as exc:
         log.error("task failed", reason=exc.reason, message=exc.message)
-        typer.echo(f"{exc.reason}: {' '.join(exc.message.split())}", err=True)
+        message = " ".join(exc.message.split())
+        write_failure_results(exc.reason, message)
+        typer.echo(f"{exc.reason}: {message}", err=True)
         raise typer.Exit(1) from exc
+
+
+RESULT_LIMIT = 3000  # bytes of the message: Tekton's termination message holds 4096 in all
+
+
+def write_failure_results(reason: str, message: str) -> None:
+    """The Task results `failure-reason` and `failure-message` (paths in
+    RESULT_FAILURE_REASON_PATH and RESULT_FAILURE_MESSAGE_PATH, set by the Tasks): Tekton keeps
+    a failed TaskRun's results, and the scheduler reads the job's reason from them."""
+    import contextlib
+    import os
+
+    data = message.encode()
+    if len(data) > RESULT_LIMIT:
+        message = data[: RESULT_LIMIT - 3].decode("utf-8", "ignore") + "..."
+    for env, value in (
+        ("RESULT_FAILURE_REASON_PATH", reason),
+        ("RESULT_FAILURE_MESSAGE_PATH", message),
+    ):
+        path = os.environ.get(env)
+        if path:
+            with contextlib.suppress(OSError):  # the exit code and stderr still say it
+                Path(path).write_text(value, encoding="utf-8")
 
 
 async def _call(work: Callable[[], Awaitable[T]]) -> T:
@@ -226,10 +251,50 @@ async def run_install(
         release=release,
         namespace=namespace,
     )
-    revision = await installer.install(
-        chart=chart, values=rendered.values, helm_timeout=helm_timeout
-    )
+    api = await kube.connect()
+    async with api:
+        revision = await _install_watched(
+            installer.install(chart=chart, values=rendered.values, helm_timeout=helm_timeout),
+            api=api,
+            namespace=namespace,
+            job_id=job_id,
+        )
     log.info("release installed", release=release, revision=revision)
+
+
+async def _install_watched(
+    install: Awaitable[int], *, api: Any, namespace: str, job_id: str
+) -> int:
+    """helm's install, while `unready.watch_install` watches the release's pods: the first real
+    error (a model that cannot load, CrashLoopBackOff, ...) fails the task at once; a helm error
+    (its timeout) gets the not-ready pods and their reasons appended."""
+    import asyncio
+
+    from common.task_errors import TaskFailed
+    from tekton.tasks import unready
+
+    helm_task: asyncio.Future[int] = asyncio.ensure_future(install)
+    watch: asyncio.Future[None] = asyncio.ensure_future(
+        unready.watch_install(api, namespace=namespace, job_id=job_id)
+    )
+    try:
+        both: list[asyncio.Future[Any]] = [helm_task, watch]
+        await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not helm_task.done():
+            helm_task.cancel()
+        await asyncio.gather(helm_task, watch, return_exceptions=True)
+    failure = None if watch.cancelled() else watch.exception()
+    if failure is not None:
+        raise failure
+    try:
+        return helm_task.result()
+    except TaskFailed as exc:
+        summary = await unready.unready_summary(api, namespace=namespace, job_id=job_id)
+        if not summary:
+            raise
+        raise TaskFailed(exc.reason, f"{exc.message} ({summary})") from exc
 
 
 async def run_wait(*, job_id: str, release: str, namespace: str) -> None:

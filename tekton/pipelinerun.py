@@ -57,6 +57,10 @@ ANN_OUTCOME_AT = "tekscore.dev/outcome-at"
 
 # The Pipeline's task names (tekton/manifests/pipeline.yaml) and the job's task names.
 TASK_OF_PIPELINE_TASK = {"install": "install", "wait": "wait", "uninstall": "finally"}
+# Task results a failing `tekscore task ...` writes: its reason and message (Tekton's own
+# condition only says which step exited with which code)
+RESULT_FAILURE_REASON = "failure-reason"
+RESULT_FAILURE_MESSAGE = "failure-message"
 
 IR_KEY = "job.json"
 TOKEN_KEY = "token"  # noqa: S105 (a key name, not a secret)

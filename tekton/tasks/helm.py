@@ -17,7 +17,11 @@ differences from pyhelm3's defaults, both in `JobHelmCommand`/`HelmInstaller`:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import re
+import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,9 +56,50 @@ class JobHelmCommand(Command):  # type: ignore[misc]  # pyhelm3 is untyped
         return await self.run_helm([part for part in command if part != "--wait-for-jobs"], input)
 
     async def run_helm(self, command: Sequence[Any], input: bytes | None) -> bytes:
-        """Run helm with these arguments (the only place a helm process is started)."""
-        output: bytes = await super().run(list(command), input)
-        return output
+        """Run helm with these arguments (the only place a helm process is started).
+
+        Unlike pyhelm3's `Command.run` (which starts `sh -c "helm ..."` and, when cancelled,
+        terminates only the shell and then waits for helm to end by itself, up to its
+        `--timeout`), helm runs without a shell in its own process group, which a cancel
+        terminates at once: the install task cancels helm when the release shows a real error.
+        """
+        args = [self._executable, *(str(part) for part in command)]
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.PIPE if input is not None else None,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            stdout, stderr = await proc.communicate(input)
+        except asyncio.CancelledError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        if proc.returncode == 0:
+            return stdout
+        raise _helm_error(proc.returncode or 1, stdout, stderr)
+
+
+def _helm_error(code: int, stdout: bytes, stderr: bytes) -> helm_errors.Error:
+    """pyhelm3's error class for helm's stderr (the ones the tasks tell apart)."""
+    text = stderr.decode("utf-8", "replace").lower()
+    if "context canceled" in text:
+        kind = helm_errors.CommandCancelledError
+    elif "release: not found" in text:
+        kind = helm_errors.ReleaseNotFoundError
+    elif "failed to render chart" in text or "execution error" in text:
+        kind = helm_errors.FailedToRenderChartError
+    else:
+        kind = helm_errors.Error
+    error: helm_errors.Error = kind(code, stdout, stderr)
+    return error
 
 
 def make_client(*, executable: str = "helm", command: Command | None = None) -> Client:

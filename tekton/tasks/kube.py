@@ -390,6 +390,37 @@ async def delete_callback_secret(
     return True
 
 
+async def list_with_version(
+    api: Any, *, namespace: str, job_id: str, kind: Kind
+) -> tuple[list[Obj], str | None]:
+    """The job's pods or Jobs (label `tekscore.dev/job=<id>`, checked again here) as the
+    apiserver serves them, and the list's resourceVersion."""
+    from kubernetes.aio.client import BatchV1Api, CoreV1Api
+    from kubernetes.aio.client.exceptions import ApiException
+
+    selector = f"{LABEL_JOB}={job_id}"
+    if kind == "pods":
+        response = await CoreV1Api(api).list_namespaced_pod_without_preload_content(
+            namespace, label_selector=selector
+        )
+    else:
+        response = await BatchV1Api(api).list_namespaced_job_without_preload_content(
+            namespace, label_selector=selector
+        )
+    async with response:
+        if response.status >= 400:
+            raise ApiException(status=response.status, reason=response.reason)
+        body = json.loads(await response.read())
+    items: list[Obj] = [obj for obj in body.get("items") or [] if ours(obj, job_id)]
+    return items, (body.get("metadata") or {}).get("resourceVersion")
+
+
+async def list_objects(api: Any, *, namespace: str, job_id: str, kind: Kind) -> list[Obj]:
+    """The job's pods or Jobs (see `list_with_version`)."""
+    items, _ = await list_with_version(api, namespace=namespace, job_id=job_id, kind=kind)
+    return items
+
+
 class _Relist(Exception):
     """The watch cannot resume from its resourceVersion (410 Gone, or it broke after progress)."""
 
@@ -504,25 +535,9 @@ class ReleaseWatcher:
                 raise
 
     async def _list(self, kind: Kind) -> tuple[list[Obj], str | None]:
-        from kubernetes.aio.client import BatchV1Api, CoreV1Api
-
-        if kind == "pods":
-            response = await CoreV1Api(self.api).list_namespaced_pod_without_preload_content(
-                self.namespace, label_selector=self.selector
-            )
-        else:
-            response = await BatchV1Api(self.api).list_namespaced_job_without_preload_content(
-                self.namespace, label_selector=self.selector
-            )
-        async with response:
-            if response.status >= 400:
-                from kubernetes.aio.client.exceptions import ApiException
-
-                raise ApiException(status=response.status, reason=response.reason)
-            body = json.loads(await response.read())
-        items: list[Obj] = body.get("items") or []
-        version = (body.get("metadata") or {}).get("resourceVersion")
-        return items, version
+        return await list_with_version(
+            self.api, namespace=self.namespace, job_id=self.job_id, kind=kind
+        )
 
     @asynccontextmanager
     async def _watch(self, kind: Kind, version: str | None) -> AsyncIterator[Any]:

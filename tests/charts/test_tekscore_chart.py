@@ -209,6 +209,9 @@ def test_scheduler_deployment(tmp_path: Path) -> None:
         ("TEKSCORE_SECRET", "callback-secret"),
     ]:
         assert env[name]["valueFrom"] == {"secretKeyRef": {"name": "tekscore-auth", "key": key}}
+    # the tasks reach the scheduler through its Service (found wrong on the test cluster:
+    # without it the PipelineRuns said scheduler-url http://127.0.0.1:8000)
+    assert env["TEKSCORE_PUBLIC_URL"]["value"] == "http://tekscore.jobs.svc:8000"
     assert not by_kind(objects, "Secret")
     assert spec["serviceAccountName"] == "tekscore"
     service = by_kind(objects, "Service")["tekscore"]

@@ -39,6 +39,10 @@ TASK_ENV = {
 }
 
 
+# every task reports its own failure as results (Tekton's condition only names the step)
+FAILURE_ENV = {"RESULT_FAILURE_REASON_PATH", "RESULT_FAILURE_MESSAGE_PATH"}
+
+
 @pytest.fixture(scope="module")
 def docs() -> list[dict[str, Any]]:
     found = load_manifests()
@@ -136,10 +140,15 @@ def test_task_steps_call_the_tekscore_commands(
         task = _task_of(pipeline, tasks, name)
         (step,) = task["spec"]["steps"]
         assert step["image"] == "$(params.image)"
-        assert {e["name"] for e in step["env"]} == env_names, name
+        assert {e["name"] for e in step["env"]} == env_names | FAILURE_ENV, name
         assert step["script"].splitlines()[-1] == f"exec tekscore task {name}"
-    (result,) = _task_of(pipeline, tasks, "install")["spec"]["results"]
-    assert result["name"] == "release"
+        results = {r["name"] for r in task["spec"]["results"]}
+        assert {"failure-reason", "failure-message"} <= results, name
+        env = {e["name"]: e["value"] for e in step["env"]}
+        assert env["RESULT_FAILURE_REASON_PATH"] == "$(results.failure-reason.path)"
+        assert env["RESULT_FAILURE_MESSAGE_PATH"] == "$(results.failure-message.path)"
+    results = _task_of(pipeline, tasks, "install")["spec"]["results"]
+    assert [r["name"] for r in results] == ["release", "failure-reason", "failure-message"]
 
 
 def test_scripts_take_params_only_through_env(docs: list[dict[str, Any]]) -> None:

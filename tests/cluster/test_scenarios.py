@@ -1,0 +1,168 @@
+"""Jobs that do not simply succeed, on the real control plane: cancel during install and during
+wait (a streaming flow that also scores on demand through its Service), a flow that fails, a
+model that cannot load, a sharded batch flow (an Indexed Job), and a PipelineRun cancelled from
+outside with `spec.status: Cancelled` (Tekton skips finally). Each checks what the API says and
+what Tekton did, through kubectl."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.cluster.cluster import JOBS_NS, Cluster, wait_for
+from tests.cluster.jobs import Jobs, condition, files_body, leftovers, nothing_left, taskruns
+
+pytestmark = pytest.mark.timeout(900)
+PIPELINES = Path(__file__).with_name("pipelines")
+
+
+def start(jobs: Jobs, folder: Path, pipeline: str, *, model: bool = True, **parameters: Any) -> str:
+    """Start a job from tests/cluster/pipelines/<pipeline> (plus the iris model) copied into
+    the job's folder on the shared filesystem."""
+    if not (folder / pipeline).exists():
+        shutil.copy(PIPELINES / pipeline, folder / pipeline)
+    paths = ([folder / "model.yaml"] if model else []) + [folder / pipeline]
+    return str(jobs.start(files_body(paths, parameters=parameters))["id"])
+
+
+def states(jobs: Jobs, job_id: str) -> list[str]:
+    return [e["state"] for e in jobs.events(job_id)]
+
+
+def test_cancel_during_install_runs_the_uninstall_and_ends_cancelled(
+    cluster: Cluster, jobs: Jobs, iris_copy: Path
+) -> None:
+    job_id = start(jobs, iris_copy, "batch.yaml", model=True)
+    jobs.wait_task(job_id, "install")
+    response = jobs.cancel(job_id)
+    assert response.status_code == 202, response.text
+    job = jobs.wait(job_id)
+    assert (job["state"], job["reason"]) == ("CANCELLED", "Cancelled"), job
+    assert states(jobs, job_id)[-2:] == ["STOPPING", "CANCELLED"]
+    trs = taskruns(cluster, job_id)
+    assert condition(trs["install"]) == ("False", "TaskRunCancelled")
+    assert "wait" not in trs  # never started
+    assert condition(trs["uninstall"]) == ("True", "Succeeded")
+    run = cluster.get("-n", JOBS_NS, "pipelinerun", job_id)
+    assert condition(run) == ("False", "Cancelled")
+    assert run["spec"]["status"] == "CancelledRunFinally"
+    assert cancel_again(jobs, job_id) == 409
+    wait_for("the release to be gone", lambda: nothing_left(cluster, job_id), timeout=90)
+
+
+def cancel_again(jobs: Jobs, job_id: str) -> int:
+    return jobs.cancel(job_id).status_code
+
+
+def test_streaming_flow_scores_through_its_service_then_cancel_during_wait(
+    cluster: Cluster, jobs: Jobs, iris_copy: Path
+) -> None:
+    job_id = start(jobs, iris_copy, "on-demand.yaml")
+    job = jobs.wait(job_id, "RUNNING")
+    assert job["task"] == "wait"
+    service = cluster.get("-n", JOBS_NS, "service", f"{job_id}-flow-classify-http")
+    url = f"http://{service['spec']['clusterIP']}:8090/score"
+    record = {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}
+
+    def scored() -> dict[str, Any] | None:
+        answer = httpx.post(url, json=record, timeout=10, trust_env=False)
+        return answer.json() if answer.status_code == 200 else None
+
+    result = wait_for("the flow's Service to score a record", scored, timeout=60)
+    assert result["species"] == "virginica"
+    assert jobs.get(job_id)["state"] == "RUNNING"  # a streaming job does not end by itself
+
+    assert jobs.cancel(job_id).status_code == 202
+    job = jobs.wait(job_id)
+    assert (job["state"], job["reason"]) == ("CANCELLED", "Cancelled"), job
+    assert states(jobs, job_id) == ["PENDING", "INSTALLING", "RUNNING", "STOPPING", "CANCELLED"]
+    trs = taskruns(cluster, job_id)
+    assert {task: condition(tr) for task, tr in trs.items()} == {
+        "install": ("True", "Succeeded"),
+        "wait": ("False", "TaskRunCancelled"),
+        "uninstall": ("True", "Succeeded"),
+    }
+    wait_for("the release to be gone", lambda: nothing_left(cluster, job_id), timeout=120)
+
+
+def test_a_flow_that_fails_ends_the_job_failed_with_its_reason(
+    cluster: Cluster, jobs: Jobs, iris_copy: Path
+) -> None:
+    job_id = start(jobs, iris_copy, "batch.yaml", input="no-such-file.jsonl")
+    job = jobs.wait(job_id)
+    assert job["state"] == "FAILED", job
+    assert job["reason"] == "FlowFailed"
+    assert "no-such-file.jsonl" in job["message"]
+    assert job["flows"]["classify"]["state"] == "FAILED"
+    assert job["errors"] and "no-such-file.jsonl" in job["errors"][0]["msg"]
+    wait_for("the release to be gone", lambda: nothing_left(cluster, job_id), timeout=120)
+
+
+def test_sharded_batch_flow_each_shard_scores_its_share(
+    cluster: Cluster, jobs: Jobs, iris_copy: Path
+) -> None:
+    job_id = start(jobs, iris_copy, "sharded.yaml")
+    job = jobs.wait(job_id)
+    assert job["state"] == "SUCCEEDED", job
+    flow = job["flows"]["classify"]
+    assert (flow["records_in"], flow["records_out"], flow["shards"], flow["shards_done"]) == (
+        150,
+        150,
+        3,
+        3,
+    )
+    run = cluster.get("-n", JOBS_NS, "pipelinerun", job_id)
+    doc = json.loads(run["metadata"]["annotations"]["tekscore.dev/flows"])
+    per_shard = doc["shard_counters"]["classify"]
+    assert sorted(per_shard) == ["0", "1", "2"]
+    # [records_in, records_out, records_failed, records_filtered] per shard
+    assert [per_shard[i][:2] for i in ("0", "1", "2")] == [[50, 50], [50, 50], [50, 50]]
+    wait_for("the release to be gone", lambda: nothing_left(cluster, job_id), timeout=120)
+
+
+def test_a_model_that_cannot_load_fails_the_install_naming_the_model_error(
+    cluster: Cluster, jobs: Jobs, iris_copy: Path
+) -> None:
+    job_id = start(jobs, iris_copy, "broken-model.yaml", model=False)
+    job = jobs.wait(job_id, timeout=300)
+    assert job["state"] == "FAILED", job
+    assert (job["task"], job["reason"]) == ("install", "ServiceFailed"), job
+    assert "model 'broken' failed to load" in job["message"], job["message"]
+    assert "context deadline exceeded" not in job["message"]
+    trs = taskruns(cluster, job_id)
+    assert condition(trs["install"]) == ("False", "Failed")
+    assert condition(trs["uninstall"]) == ("True", "Succeeded")
+    wait_for("the release to be gone", lambda: nothing_left(cluster, job_id), timeout=120)
+
+
+def test_a_run_cancelled_from_outside_skips_finally_and_leaves_the_release(
+    cluster: Cluster, jobs: Jobs, iris_copy: Path
+) -> None:
+    """What docs/kubernetes.md warns about `spec.status: Cancelled` (tkn pipelinerun cancel)."""
+    job_id = start(jobs, iris_copy, "on-demand.yaml")
+    jobs.wait(job_id, "RUNNING")
+    cluster.kubectl(
+        "-n",
+        JOBS_NS,
+        "patch",
+        "pipelinerun",
+        job_id,
+        "--type=merge",
+        "-p",
+        '{"spec": {"status": "Cancelled"}}',
+    )
+    job = jobs.wait(job_id)
+    assert job["state"] == "CANCELLED", job
+    trs = taskruns(cluster, job_id)
+    assert condition(trs["wait"]) == ("False", "TaskRunCancelled")
+    assert "uninstall" not in trs
+    assert condition(cluster.get("-n", JOBS_NS, "pipelinerun", job_id)) == ("False", "Cancelled")
+    assert leftovers(cluster, job_id).get("releases") == [job_id]
+    cluster.helm("uninstall", job_id, "-n", JOBS_NS, "--wait")  # what the docs tell operators
+    cluster.kubectl("-n", JOBS_NS, "delete", "secret", f"{job_id}-callback")
+    wait_for("the release to be gone", lambda: nothing_left(cluster, job_id), timeout=120)
