@@ -4,6 +4,7 @@ Service's ClusterIP), and what an operator sees of them with kubectl."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +152,44 @@ def nothing_left(cluster: Cluster, job_id: str) -> bool:
     if left:
         raise AssertionError(f"left of {job_id}: {left}")
     return True
+
+
+class Reasons:
+    """Records every (status, reason) the Succeeded condition of a job's PipelineRun goes
+    through, polling the apiserver every 0.1 s in a thread (`with Reasons(cluster, job_id)`)."""
+
+    def __init__(self, cluster: Cluster, job_id: str) -> None:
+        self.path = f"/apis/tekton.dev/v1/namespaces/{JOBS_NS}/pipelineruns/{job_id}"
+        self.http = httpx.Client(
+            base_url=cluster.env["APISERVER_URL"],
+            verify=cluster.env["CA_CERT"],
+            trust_env=False,
+            timeout=10,
+            headers={"Authorization": f"Bearer {cluster.env['ADMIN_TOKEN']}"},
+        )
+        self.seen: list[tuple[str, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                answer = self.http.get(self.path)
+            except httpx.HTTPError:
+                answer = None
+            if answer is not None and answer.status_code == 200:
+                found = condition(answer.json())
+                if found != ("", "") and (not self.seen or self.seen[-1] != found):
+                    self.seen.append(found)
+                if found[0] in ("True", "False"):
+                    return
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> Reasons:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._thread.join(timeout=300)
+        self._stop.set()
+        self.http.close()

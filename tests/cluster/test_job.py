@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.cluster import JOBS_NS, ROOT, Cluster, wait_for
-from tests.cluster.jobs import Jobs, condition, leftovers, nothing_left, taskruns
+from tests.cluster.jobs import Jobs, Reasons, condition, leftovers, nothing_left, taskruns
 
 # the first test of a session also pays for starting the cluster
 pytestmark = pytest.mark.timeout(900)
@@ -24,28 +24,44 @@ pytestmark = pytest.mark.timeout(900)
 def test_iris_batch_job_succeeds_with_exact_counts_and_leaves_nothing(
     cluster: Cluster, jobs: Jobs, iris_copy: Path
 ) -> None:
-    cli = subprocess.run(
+    env = {
+        **os.environ,
+        "TEKSCORE_SERVER": cluster.scheduler_url,
+        "TEKSCORE_TOKEN": cluster.api_token,
+        "NO_PROXY": "*",
+    }
+    tekscore = str(ROOT / ".venv" / "bin" / "tekscore")
+    submitted = subprocess.run(
         [
-            str(ROOT / ".venv" / "bin" / "tekscore"),
+            tekscore,
             "submit",
             str(iris_copy / "model.yaml"),
             str(iris_copy / "batch.yaml"),
             "--label",
             "suite=cluster",
-            "--wait",
         ],
-        env={
-            **os.environ,
-            "TEKSCORE_SERVER": cluster.scheduler_url,
-            "TEKSCORE_TOKEN": cluster.api_token,
-            "NO_PROXY": "*",
-        },
+        env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=120,
     )
-    assert cli.returncode == 0, cli.stdout + cli.stderr
-    job_id = cli.stdout.split()[0]
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    job_id = submitted.stdout.split()[0]
+    with Reasons(cluster, job_id) as reasons:
+        jobs.wait(job_id, "SUCCEEDED")
+    shown = subprocess.run(
+        [tekscore, "status", job_id, "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert json.loads(shown.stdout)["state"] == "SUCCEEDED"
+    # Tekton's own sequence when the scheduler cancels the wait TaskRun on completion
+    assert reasons.seen[-2:] == [("Unknown", "PipelineRunStopping"), ("False", "Cancelled")], (
+        reasons.seen
+    )
     job = jobs.get(job_id)
     assert job["state"] == "SUCCEEDED", job
     assert job["reason"] == "Completed"
@@ -90,6 +106,36 @@ def test_iris_batch_job_succeeds_with_exact_counts_and_leaves_nothing(
     assert trs["install"]["status"]["results"] == [
         {"name": "release", "type": "string", "value": job_id}
     ]
+
+    # the operator's view, as docs/kubernetes.md shows it
+    listed = cluster.kubectl(
+        "-n", JOBS_NS, "get", "pipelineruns", "-l", f"tekscore.dev/job={job_id}"
+    ).stdout.splitlines()
+    assert listed[0].split() == ["NAME", "SUCCEEDED", "REASON", "STARTTIME", "COMPLETIONTIME"]
+    assert listed[1].split()[:3] == [job_id, "False", "Cancelled"]
+    by_pipeline = cluster.kubectl(
+        "-n",
+        JOBS_NS,
+        "get",
+        "pipelineruns",
+        "-o",
+        "name",
+        "-l",
+        "app.kubernetes.io/managed-by=tekscore,tekscore.dev/pipeline=iris-batch",
+    ).stdout.split()
+    assert f"pipelinerun.tekton.dev/{job_id}" in by_pipeline
+    rows = cluster.kubectl(
+        "-n", JOBS_NS, "get", "taskruns", "-l", f"tekton.dev/pipelineRun={job_id}"
+    ).stdout.splitlines()[1:]
+    assert sorted(r.split()[1:3] for r in rows) == [
+        ["False", "TaskRunCancelled"],
+        ["True", "Succeeded"],
+        ["True", "Succeeded"],
+    ]
+    install_log = cluster.kubectl(
+        "-n", JOBS_NS, "logs", f"{job_id}-install-pod", "-c", "step-install"
+    ).stdout
+    assert '"event": "release installed"' in install_log
 
     wait_for(
         "the release and its objects to be gone", lambda: nothing_left(cluster, job_id), timeout=90

@@ -15,7 +15,15 @@ import httpx
 import pytest
 
 from tests.cluster.cluster import JOBS_NS, Cluster, wait_for
-from tests.cluster.jobs import Jobs, condition, files_body, leftovers, nothing_left, taskruns
+from tests.cluster.jobs import (
+    Jobs,
+    Reasons,
+    condition,
+    files_body,
+    leftovers,
+    nothing_left,
+    taskruns,
+)
 
 pytestmark = pytest.mark.timeout(900)
 PIPELINES = Path(__file__).with_name("pipelines")
@@ -38,10 +46,14 @@ def test_cancel_during_install_runs_the_uninstall_and_ends_cancelled(
     cluster: Cluster, jobs: Jobs, iris_copy: Path
 ) -> None:
     job_id = start(jobs, iris_copy, "batch.yaml", model=True)
-    jobs.wait_task(job_id, "install")
-    response = jobs.cancel(job_id)
-    assert response.status_code == 202, response.text
-    job = jobs.wait(job_id)
+    with Reasons(cluster, job_id) as reasons:
+        jobs.wait_task(job_id, "install")
+        response = jobs.cancel(job_id)
+        assert response.status_code == 202, response.text
+        job = jobs.wait(job_id)
+    assert reasons.seen[-2:] == [("Unknown", "CancelledRunningFinally"), ("False", "Cancelled")], (
+        reasons.seen
+    )
     assert (job["state"], job["reason"]) == ("CANCELLED", "Cancelled"), job
     assert states(jobs, job_id)[-2:] == ["STOPPING", "CANCELLED"]
     trs = taskruns(cluster, job_id)
@@ -129,13 +141,17 @@ def test_a_model_that_cannot_load_fails_the_install_naming_the_model_error(
     cluster: Cluster, jobs: Jobs, iris_copy: Path
 ) -> None:
     job_id = start(jobs, iris_copy, "broken-model.yaml", model=False)
-    job = jobs.wait(job_id, timeout=300)
+    with Reasons(cluster, job_id) as reasons:
+        job = jobs.wait(job_id, timeout=300)
+    assert reasons.seen[-2:] == [("Unknown", "PipelineRunStopping"), ("False", "Failed")], (
+        reasons.seen
+    )
     assert job["state"] == "FAILED", job
     assert (job["task"], job["reason"]) == ("install", "ServiceFailed"), job
     assert "model 'broken' failed to load" in job["message"], job["message"]
     assert "context deadline exceeded" not in job["message"]
     trs = taskruns(cluster, job_id)
-    assert condition(trs["install"]) == ("False", "Failed")
+    assert condition(trs["install"]) == ("False", "StepFailed")  # the task's reason: results
     assert condition(trs["uninstall"]) == ("True", "Succeeded")
     wait_for("the release to be gone", lambda: nothing_left(cluster, job_id), timeout=120)
 
