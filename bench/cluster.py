@@ -27,6 +27,7 @@ import json
 import os
 import random
 import shutil
+import ssl
 import statistics
 import sys
 import tempfile
@@ -76,7 +77,7 @@ def body(folder: Path) -> dict[str, Any]:
 def admin(cluster: cl.Cluster) -> httpx.Client:
     return httpx.Client(
         base_url=cluster.env["APISERVER_URL"],
-        verify=cluster.env["CA_CERT"],
+        verify=ssl.create_default_context(cafile=cluster.env["CA_CERT"]),
         headers={"Authorization": f"Bearer {cluster.env['ADMIN_TOKEN']}"},
         trust_env=False,
         timeout=30,

@@ -46,6 +46,10 @@ class Unavailable(Exception):
     """The test cluster cannot run here (the reason is the message)."""
 
 
+class Gave(Exception):
+    """Raised inside a `wait_for` check: stop waiting at once, the condition can no longer hold."""
+
+
 def assets() -> Path:
     """The folder with `up.sh`/`down.sh` and the binaries: `$TEKSCORE_CLUSTER_ASSETS`, else
     `../shared/cluster` beside the checkout."""
@@ -225,9 +229,9 @@ def _kill_stale(base: Path, folder: Path) -> None:
             pids = subprocess.run(
                 ["ip", "netns", "pids", ns.name], capture_output=True, text=True
             ).stdout.split()
-            for pid in pids:
+            for number in pids:
                 with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
+                    os.kill(int(number), signal.SIGKILL)
     subprocess.run(
         [sys.executable, "-c", "from tests.cluster.kubelet import network; network.cleanup()"],
         cwd=ROOT,

@@ -4,13 +4,14 @@ Service's ClusterIP), and what an operator sees of them with kubectl."""
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.cluster.cluster import JOBS_NS, Cluster, wait_for
+from tests.cluster.cluster import JOBS_NS, Cluster, Gave, wait_for
 
 FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")
 
@@ -75,7 +76,7 @@ class Jobs:
             if job["state"] in wanted:
                 return job
             if job["state"] in FINISHED:
-                raise AssertionError(
+                raise Gave(
                     f"job {job_id} ended {job['state']}, not {wanted}: {json.dumps(job)[:1500]}"
                 )
             return None
@@ -87,12 +88,17 @@ class Jobs:
 
     def wait_task(self, job_id: str, task: str, *, timeout: float = 180) -> dict[str, Any]:
         """Poll until the job runs `task` (install, wait, finally)."""
-        job: dict[str, Any] = wait_for(
-            f"job {job_id} to run task {task}",
-            lambda: (j := self.get(job_id))["task"] == task and j,
-            timeout=timeout,
+
+        def running() -> dict[str, Any] | None:
+            job = self.get(job_id)
+            if job["state"] in FINISHED:
+                raise Gave(f"job {job_id} ended {job['state']} before task {task}")
+            return job if job["task"] == task else None
+
+        found: dict[str, Any] = wait_for(
+            f"job {job_id} to run task {task}", running, timeout=timeout
         )
-        return job
+        return found
 
 
 # -- what kubectl shows ---------------------------------------------------------------------------
@@ -162,7 +168,7 @@ class Reasons:
         self.path = f"/apis/tekton.dev/v1/namespaces/{JOBS_NS}/pipelineruns/{job_id}"
         self.http = httpx.Client(
             base_url=cluster.env["APISERVER_URL"],
-            verify=cluster.env["CA_CERT"],
+            verify=ssl.create_default_context(cafile=cluster.env["CA_CERT"]),
             trust_env=False,
             timeout=10,
             headers={"Authorization": f"Bearer {cluster.env['ADMIN_TOKEN']}"},

@@ -6,15 +6,15 @@ put it back as it was."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cluster.cluster import PLATFORM_NS, RELEASE, ROOT, Cluster, wait_for
+from tests.cluster.cluster import JOBS_NS, PLATFORM_NS, RELEASE, ROOT, Cluster, wait_for
 from tests.cluster.jobs import (
-    JOBS_NS,
     Jobs,
     Reasons,
     condition,
@@ -95,14 +95,16 @@ def test_two_replicas_serve_the_same_jobs(
         assert job["flows"]["classify"]["records_out"] == 150
         assert first.get(batch) == job
     for job_id in (batch, streaming):
-        wait_for("the release to be gone", lambda j=job_id: nothing_left(cluster, j), timeout=120)
+        wait_for(
+            "the release to be gone", functools.partial(nothing_left, cluster, job_id), timeout=120
+        )
 
 
 def test_a_scheduler_restarted_mid_job_loses_nothing(
     cluster: Cluster, jobs: Jobs, iris_copy: Path
 ) -> None:
     job_id = submit(jobs, iris_copy, "batch.yaml")
-    jobs.wait_task(job_id, "wait")
+    jobs.wait_task(job_id, "install")  # the rest of the job happens around the restart
     (old,) = ready_scheduler_ips(cluster)
     cluster.kubectl("-n", PLATFORM_NS, "delete", "pod", "-l", SCHEDULER, "--wait=false")
     wait_for(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -129,9 +130,9 @@ class Kubelet:
             for pod in items:
                 self._pod(pod)
         elif kind == "DELETED":
-            worker = self.workers.get(obj["metadata"]["uid"])
-            if worker is not None:
-                worker.removed()
+            gone = self.workers.get(obj["metadata"]["uid"])
+            if gone is not None:
+                gone.removed()
         else:
             self._pod(obj)
 
@@ -153,9 +154,9 @@ class Kubelet:
         self.workers[uid] = worker
         task = asyncio.ensure_future(worker.run())
         self.tasks[uid] = task
-        task.add_done_callback(lambda _t, u=uid: self._forget(u))
+        task.add_done_callback(functools.partial(self._forget, uid))
 
-    def _forget(self, uid: str) -> None:
+    def _forget(self, uid: str, _task: object = None) -> None:
         self.workers.pop(uid, None)
         self.tasks.pop(uid, None)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -100,7 +101,7 @@ class ServiceProxy:
                 continue
             try:
                 server = await asyncio.start_server(
-                    lambda r, w, a=address: self._relay(a, r, w),
+                    functools.partial(self._relay, address),
                     sock=await asyncio.to_thread(listen_socket, address[0], address[1]),
                 )
             except OSError as exc:
@@ -125,7 +126,7 @@ class ServiceProxy:
         ns, name = key
         if key == ("default", "kubernetes"):
             return [self.apiserver]
-        out = []
+        out: list[tuple[str, int]] = []
         for (slice_ns, _), es in self.slices.items():
             labels = (es.get("metadata") or {}).get("labels") or {}
             if slice_ns != ns or labels.get("kubernetes.io/service-name") != name:
