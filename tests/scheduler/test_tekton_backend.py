@@ -2,10 +2,11 @@
 kmock as the apiserver (`tekton_sim.ApiServer`) and `tekton_sim.TektonSim` moving PipelineRuns
 and TaskRuns through the status sequences of TEKTON.md.
 
-Checks, per scenario (success, install failure, wait failure, cancel during install and during
-wait, completion before the wait TaskRun exists, timeout): the job state, task and reason the
-API reports, the `/events` history, and the exact requests the scheduler sent (bodies, order,
-merge-patch content type). Also: the objects a start creates (PipelineRun valid against the
+Checks what the real controller cannot show (tests/cluster runs the same jobs on a real
+apiserver and Tekton controller: failures, cancels, the timeout): the exact requests the
+scheduler sends (bodies, order: the outcome before the wait cancel, merge-patch content type, no
+second patch on a repeated cancel) on success and cancel, and completion before the wait TaskRun
+exists (the fallback needs the completion inside a window of a few hundred milliseconds). Also: the objects a start creates (PipelineRun valid against the
 Tekton CRD schema, IR ConfigMap and callback Secret owned by it), idempotent start, a second
 replica seeing the same jobs, list filters and cursor pagination.
 """
@@ -408,71 +409,6 @@ async def test_success(client: httpx.AsyncClient, api: ApiServer, sim: TektonSim
     assert 'tekscore_jobs{state="SUCCEEDED"} 1.0' in metrics or "SUCCEEDED" in metrics
 
 
-async def test_install_failure(client: httpx.AsyncClient, sim: TektonSim) -> None:
-    job_id = (await start(client))["id"]
-    await sim.start(job_id)
-    await sim.finish_task(
-        job_id,
-        "install",
-        ok=False,
-        reason="Failed",
-        message='"step-install" exited with code 1: helm: image pull failed',
-    )
-    assert "wait" not in sim.taskruns(job_id)
-    await wait_state(client, job_id, "STOPPING", "finally")
-    await sim.finish_task(job_id, "uninstall")
-    job = await wait_state(client, job_id, "FAILED", "install")
-    assert job["reason"] == "Failed" and "image pull failed" in job["message"]
-    assert job["errors"][0]["loc"] == ["task", "install"]
-    assert await event_states(client, job_id) == [
-        ("PENDING", None),
-        ("INSTALLING", "install"),
-        ("STOPPING", "finally"),
-        ("FAILED", "install"),
-    ]
-
-
-async def test_wait_failure(client: httpx.AsyncClient, sim: TektonSim) -> None:
-    job_id = (await start(client))["id"]
-    await sim.start(job_id)
-    await sim.finish_task(job_id, "install")
-    await sim.finish_task(
-        job_id, "wait", ok=False, reason="Failed", message="flow classify: CrashLoopBackOff"
-    )
-    await wait_state(client, job_id, "STOPPING", "finally")
-    await sim.finish_task(job_id, "uninstall")
-    job = await wait_state(client, job_id, "FAILED", "wait")
-    assert job["reason"] == "Failed" and "CrashLoopBackOff" in job["message"]
-    assert [s for s, _ in await event_states(client, job_id)] == [
-        "PENDING",
-        "INSTALLING",
-        "RUNNING",
-        "STOPPING",
-        "FAILED",
-    ]
-
-
-async def test_flow_error_fails_the_job(
-    client: httpx.AsyncClient, api: ApiServer, sim: TektonSim
-) -> None:
-    job_id = (await start(client))["id"]
-    await sim.start(job_id)
-    await sim.finish_task(job_id, "install")
-    await wait_state(client, job_id, "RUNNING", "wait")
-    response = await complete(client, job_id, error="model iris: cannot load")
-    assert response.status_code == 202
-    outcome = sent(patches(api, PIPELINERUNS)[-1])["metadata"]["annotations"]
-    assert (
-        outcome["tekscore.dev/outcome"] == "failed"
-        and outcome["tekscore.dev/outcome-reason"] == "FlowFailed"
-    )
-    assert patches(api)[-1].resource == TASKRUNS
-    await sim.advance(job_id)
-    await sim.finish_task(job_id, "uninstall")
-    job = await wait_state(client, job_id, "FAILED", "wait")
-    assert job["reason"] == "FlowFailed" and "cannot load" in job["message"]
-
-
 @pytest.mark.parametrize("during", ["install", "wait"])
 async def test_cancel(
     client: httpx.AsyncClient, api: ApiServer, sim: TektonSim, during: str
@@ -535,17 +471,6 @@ async def test_completion_before_the_wait_taskrun_exists(
     await sim.finish_task(job_id, "uninstall")
     job = await wait_state(client, job_id, "SUCCEEDED", None)
     assert job["reason"] == "Completed"
-
-
-async def test_timeout(client: httpx.AsyncClient, sim: TektonSim) -> None:
-    job_id = (await start(client))["id"]
-    await sim.start(job_id)
-    await sim.finish_task(job_id, "install")
-    await wait_state(client, job_id, "RUNNING", "wait")
-    await sim.timeout(job_id)
-    job = await wait_state(client, job_id, "FAILED", "wait")
-    assert job["reason"] == "PipelineRunTimeout" and "failed to finish within" in job["message"]
-    assert [s for s, _ in await event_states(client, job_id)][-1] == "FAILED"
 
 
 async def test_timeouts_setting(tmp_path: Path, api: ApiServer) -> None:
