@@ -143,9 +143,10 @@ def test_a_model_that_cannot_load_fails_the_install_naming_the_model_error(
     job_id = start(jobs, iris_copy, "broken-model.yaml", model=False)
     with Reasons(cluster, job_id) as reasons:
         job = jobs.wait(job_id, timeout=300)
-    assert reasons.seen[-2:] == [("Unknown", "PipelineRunStopping"), ("False", "Failed")], (
-        reasons.seen
-    )
+    # unlike a cancel, a failed task leaves the run `Unknown/Running` while finally runs
+    # (TEKTON.md expected PipelineRunStopping; the real controller wins)
+    assert reasons.seen[-1] == ("False", "Failed"), reasons.seen
+    assert ("Unknown", "PipelineRunStopping") not in reasons.seen, reasons.seen
     assert job["state"] == "FAILED", job
     assert (job["task"], job["reason"]) == ("install", "ServiceFailed"), job
     assert "model 'broken' failed to load" in job["message"], job["message"]
