@@ -88,6 +88,17 @@ class Scheduler:
                 self.proc.kill()
         self.http.close()
 
+    def close(self) -> None:
+        """Stop the server and kill every process of its jobs (a test never leaves one behind;
+        `stop` alone leaves them running, as a restart expects)."""
+        self.stop()
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                if any(str(self.home) in part for part in proc.info["cmdline"] or []):
+                    proc.kill()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+
     # -- API helpers ---------------------------------------------------------------------------
 
     def start_job(self, files: list[Path], **body: Any) -> dict[str, Any]:
@@ -133,13 +144,7 @@ def scheduler(tmp_path: Path) -> Iterator[Scheduler]:
     server = Scheduler(tmp_path / "home")
     server.start()
     yield server
-    server.stop()
-    for proc in psutil.process_iter(["cmdline"]):  # never leave a job process behind
-        try:
-            if any(str(server.home) in part for part in proc.info["cmdline"] or []):
-                proc.kill()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
+    server.close()
 
 
 @pytest.fixture

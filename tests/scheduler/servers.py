@@ -20,6 +20,6 @@ def module_server(name: str, **options: Any) -> Any:
         scheduler = Scheduler(tmp_path_factory.mktemp(name) / "home", **options)
         scheduler.start()
         yield scheduler
-        scheduler.stop()
+        scheduler.close()
 
     return server

@@ -37,7 +37,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scheduler]:
     scheduler = Scheduler(tmp_path_factory.mktemp("cli") / "home")
     scheduler.start()
     yield scheduler
-    scheduler.stop()
+    scheduler.close()  # and its jobs' processes: one of them outlived the module before
 
 
 def cli(
