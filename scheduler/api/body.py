@@ -9,12 +9,14 @@ surrogate (`"\\ud800"`: it parses, but no text encoder takes it: storing the job
 the request failed), nesting hundreds of levels deep (pydantic's serialiser stops at about 250
 levels; `json` itself raises RecursionError near 1,000) and `NaN`/`Infinity` (not JSON).
 `StrictJSONRoute` makes each of them a 422 "JSON decode error" that says why. The checks cost
-nothing on ordinary bodies: the tree is walked only when the raw bytes hold a surrogate
-escape, or more brackets than the depth limit.
+little: the depth is read from the raw bytes (only when they hold more brackets than the
+limit), and the parsed tree is walked for surrogates only when the bytes hold an escape of one.
 """
 
 from __future__ import annotations
 
+import array
+import itertools
 import json
 import re
 from collections.abc import Callable, Coroutine
@@ -24,8 +26,6 @@ from fastapi import HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from ir.limits import too_deep
 
 MAX_JSON_DEPTH = 100
 """Levels of nested objects and arrays in a request body (an IR document may nest 64 of them,
@@ -38,6 +38,22 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def _refuse_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not a JSON value", name, 0)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)  # made once: `json.loads` with a
+# hook builds a decoder per call
+
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # as signed bytes: +1, +1, -1, -1
+
+
+def _depth(body: bytes) -> int:
+    """How deep the objects and arrays of (valid) JSON text nest, from its bytes: strings
+    removed, the brackets left as +1/-1, their running sum's peak. In C but for the sum."""
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    return max(itertools.accumulate(array.array("b", brackets.translate(_STEPS))), default=0)
 
 
 def _lone_surrogate(value: Any) -> bool:
@@ -60,14 +76,14 @@ def _lone_surrogate(value: Any) -> bool:
 def parse_strict(body: bytes) -> Any:
     """The JSON value of `body`; `json.JSONDecodeError` for anything but plain JSON text."""
     try:
-        value = json.loads(body, parse_constant=_refuse_constant)
+        value = _DECODER.decode(body.decode("utf-8"))
     except RecursionError:
         raise json.JSONDecodeError(
             f"nested more than {MAX_JSON_DEPTH} levels deep", "", 0
         ) from None
     except UnicodeDecodeError as exc:
         raise json.JSONDecodeError(f"not UTF-8 text: {exc.reason}", "", exc.start) from None
-    if (body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH) and too_deep(value, MAX_JSON_DEPTH):
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth(body) > MAX_JSON_DEPTH:
         raise json.JSONDecodeError(_TOO_DEEP, "", 0)
     if _SURROGATE_ESCAPE.search(body) and _lone_surrogate(value):
         raise json.JSONDecodeError("a lone UTF-16 surrogate (\\ud800-\\udfff) is not text", "", 0)
