@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ir.limits import Limit
-from ir.loader import SourceDoc, expand_paths, load_objects, load_texts
+from ir.loader import SourceDoc, expand_paths, load_objects, load_texts, read_schema_files
 from ir.preprocess import JobInfo, Rendered, preprocess
 from ir.values import GlobalValues
 
@@ -64,10 +64,13 @@ def load_pipeline(
 
 
 def read_registry(folder: Path | None) -> dict[str, str]:
-    """The channel-registry folder as `{absolute file name: text}` (empty without a folder)."""
+    """The channel-registry folder as `{absolute file name: text}` (empty without a folder): its
+    DataChannel documents, FastScore stream descriptors (`*.json`) and the Avro schemas
+    (`*.avsc`) those name."""
     if folder is None:
         return {}
-    return {str(p.resolve()): p.read_text(encoding="utf-8") for p in expand_paths([folder])}
+    files = {str(p.resolve()): p.read_text(encoding="utf-8") for p in expand_paths([folder])}
+    return {**files, **read_schema_files(folder.resolve())}
 
 
 def render_bundle(bundle: JobBundle, *, max_documents: Limit | None = None) -> Rendered:

@@ -29,6 +29,10 @@ class FileConfig(IRModel):
     """A local (or mounted) file; a relative path resolves against the IR file's folder."""
 
     path: str = Field(min_length=1)
+    loop: bool | None = Field(
+        default=None,
+        description="Sources: start again at the file's start when it ends (streaming flows).",
+    )
 
 
 class S3Config(IRModel):
@@ -41,6 +45,10 @@ class S3Config(IRModel):
     access_key_id: SecretRef | None = None
     secret_access_key: SecretRef | None = None
     part_size_mb: int = Field(default=8, ge=5, le=5120, description="Multipart upload part size.")
+    loop: bool | None = Field(
+        default=None,
+        description="Sources: read the object again from its start when it ends (streaming).",
+    )
 
 
 class KafkaConfig(IRModel):
@@ -74,12 +82,20 @@ class HttpConfig(IRModel):
 
     port: int = Field(default=8080, ge=1, le=65535)
     path: str = Field(default="/score", pattern=r"^/")
+    fastscore: bool | None = Field(
+        default=None,
+        description="Also serve FastScore's round trip, POST /2/active/model/roundtrip/0/1 "
+        "(JSON lines in, JSON lines out).",
+    )
 
 
 class InlineConfig(IRModel):
     """Records written inside the IR (tests and examples)."""
 
     records: list[dict[str, Any]]
+    loop: bool | None = Field(
+        default=None, description="Start again at the first record (streaming)."
+    )
 
 
 class DiscardConfig(IRModel):
@@ -95,6 +111,8 @@ class _Channel(IRModel):
     def _avro_sink_has_schema(self) -> _Channel:
         if self.direction == "sink" and self.format.encoding == "avro" and not self.format.schema_:
             raise ValueError("an avro sink needs format.schema to write its container file")
+        if self.direction == "sink" and getattr(getattr(self, "config", None), "loop", False):
+            raise ValueError("loop is for sources (a sink does not start again)")
         return self
 
 

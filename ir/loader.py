@@ -10,6 +10,7 @@ files are collected before raising one `IRValidationError`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +19,17 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from common.avro import SchemaError, parse_record_schema
+from common.names import DNS1123_LABEL_RE
 from ir.documents import Document
 from ir.errors import IRValidationError, Issue, Loc
+from ir.fastscore import DescriptorError, channel_document, convert, is_descriptor
 from ir.limits import MAX_DEPTH, Limit, check_node, too_deep
 from ir.perf import paused_gc
 
 IR_SUFFIXES = (".yaml", ".yml", ".json")
+SCHEMA_SUFFIX = ".avsc"
+"""Avro schema files: named schemas (by file stem) for FastScore stream descriptors."""
 
 _DOCUMENT: TypeAdapter[Any] = TypeAdapter(Document)
 
@@ -210,10 +216,49 @@ def _message(error: Mapping[str, Any]) -> str:
     return msg
 
 
+def _foreign(
+    data: dict[str, Any], *, file: str, positions: Positions, schemas: Mapping[str, Any]
+) -> tuple[dict[str, Any] | None, Issue | None]:
+    """A document of another product read as the IR document it stands for: a FastScore
+    stream descriptor as a DataChannel named after its file. (None, None) for IR documents."""
+    if not is_descriptor(data):
+        return None, None
+    name = Path(file).stem
+    if not DNS1123_LABEL_RE.match(name):
+        return None, Issue(
+            file,
+            positions.line_of(()),
+            (),
+            f"a FastScore stream descriptor is a DataChannel named after its file, and "
+            f"{name!r} is not a DNS-1123 label: rename the file, or run "
+            "`tekscore channel import FILE --name NAME`",
+        )
+    try:
+        conv = convert(data, name=name, schemas=schemas)
+    except DescriptorError as exc:
+        return None, Issue(file, positions.line_of(()), (), f"FastScore stream descriptor: {exc}")
+    if conv.credentials:
+        return None, Issue(
+            file,
+            positions.line_of(("Transport",)),
+            ("Transport",),
+            "this FastScore stream descriptor holds S3 credentials; channels take them from "
+            "Secrets only: run `tekscore channel import FILE`, which writes secretRefs and says "
+            "which Secret to create",
+        )
+    return channel_document(conv, name=name, source=Path(file).name), None
+
+
 def validate_documents(
-    parsed: Iterable[tuple[Any, Positions]], *, file: str, base_dir: Path
+    parsed: Iterable[tuple[Any, Positions]],
+    *,
+    file: str,
+    base_dir: Path,
+    schemas: Mapping[str, Any] | None = None,
 ) -> tuple[list[SourceDoc], list[Issue]]:
-    """Validate parsed documents against the IR models; every problem becomes an issue."""
+    """Validate parsed documents against the IR models; every problem becomes an issue. A
+    FastScore stream descriptor becomes a DataChannel (`ir.fastscore`; `schemas` are the named
+    Avro schemas its `Schema` may name)."""
     docs: list[SourceDoc] = []
     issues: list[Issue] = []
     for index, (data, positions) in enumerate(parsed):
@@ -222,6 +267,12 @@ def validate_documents(
         if not isinstance(data, dict):
             issues.append(Issue(file, positions.line_of(()), (), "a document must be a mapping"))
             continue
+        converted, problem = _foreign(data, file=file, positions=positions, schemas=schemas or {})
+        if problem is not None:
+            issues.append(problem)
+            continue
+        if converted is not None:
+            data, positions = converted, Positions({(): positions.line_of(()) or 1})
         try:
             doc = _DOCUMENT.validate_python(data)
         except ValidationError as exc:
@@ -250,16 +301,18 @@ def load_texts(
     """
     docs: list[SourceDoc] = []
     issues: list[Issue] = []
+    texts = {n: t for n, t in files.items() if not n.endswith(SCHEMA_SUFFIX)}
+    schemas, issues = named_schemas({n: t for n, t in files.items() if n not in texts})
     count = 0
-    for name in sorted(files):
+    for name in sorted(texts):
         left = None if max_documents is None else max_documents.value - count
-        parsed, parse_issues, read = _parse_text(files[name], file=name, stop_after=left)
+        parsed, parse_issues, read = _parse_text(texts[name], file=name, stop_after=left)
         count += read
         if max_documents is not None and count > max_documents.value:
             raise IRValidationError([Issue(name, None, (), max_documents.message(_DOCUMENTS))])
         path = Path(name)
         base = path.parent if path.is_absolute() else base_dir
-        valid, invalid = validate_documents(parsed, file=name, base_dir=base)
+        valid, invalid = validate_documents(parsed, file=name, base_dir=base, schemas=schemas)
         docs += valid
         issues += parse_issues + invalid
     if issues:
@@ -295,6 +348,28 @@ def load_objects(
     return docs
 
 
+def read_schema_files(folder: Path) -> dict[str, str]:
+    """The `*.avsc` files of a folder as `{file name: text}` (file I/O)."""
+    return {
+        str(p): p.read_text(encoding="utf-8")
+        for p in sorted(folder.glob(f"*{SCHEMA_SUFFIX}"))
+        if p.is_file()
+    }
+
+
+def named_schemas(files: Mapping[str, str]) -> tuple[dict[str, Any], list[Issue]]:
+    """Avro record schemas by file stem (`in.avsc` -> `in`) as field lists, and the problems of
+    the files that are not valid record schemas."""
+    schemas: dict[str, Any] = {}
+    issues: list[Issue] = []
+    for name, text in sorted(files.items()):
+        try:
+            schemas[Path(name).stem] = parse_record_schema(json.loads(text))
+        except (ValueError, SchemaError) as exc:
+            issues.append(Issue(name, None, (), f"not an Avro record schema: {exc}"))
+    return schemas, issues
+
+
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
     """Files named, plus the IR files of folders named (sorted, not recursive)."""
     out: list[Path] = []
@@ -319,7 +394,13 @@ def load_paths(paths: Iterable[Path]) -> list[SourceDoc]:
             issues.append(Issue(name, None, (), f"cannot read: {exc}"))
             continue
         parsed, parse_issues = parse_text(text, file=name)
-        valid, invalid = validate_documents(parsed, file=name, base_dir=path.resolve().parent)
+        schemas: Mapping[str, Any] = {}
+        if any(is_descriptor(data) for data, _ in parsed):
+            schemas, schema_issues = named_schemas(read_schema_files(path.parent))
+            issues += schema_issues
+        valid, invalid = validate_documents(
+            parsed, file=name, base_dir=path.resolve().parent, schemas=schemas
+        )
         docs += valid
         issues += parse_issues + invalid
     if issues:

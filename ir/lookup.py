@@ -3,8 +3,11 @@
 
 Pure, no I/O. Names resolve against the IR's DataChannels first, then the server's channel
 registry; an unknown name lists the known ones; a channel used against its direction is an
-error. The result is, per flow, its spec as a dict with the channel specs inlined, plus where
-each inlined channel came from (for positions in later errors).
+error, except for a channel made from a FastScore stream descriptor (annotation
+`tekscore.dev/direction: any`), which serves as a source or a sink, whichever the flow names it
+as; a looping source (`config.loop`) needs a streaming flow. The result is, per flow, its spec
+as a dict with the channel specs inlined, plus where each inlined channel came from (for
+positions in later errors).
 """
 
 from __future__ import annotations
@@ -13,10 +16,34 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
+from ir.channels import ChannelSpec
 from ir.collect import Collected, Entry, Where, resolve_path, resolve_uri
 from ir.errors import Issue
+from ir.fastscore import ANY_DIRECTION
 
 CHANNEL_FIELDS = (("source", "source"), ("sink", "sink"), ("deadLetter", "sink"))
+_CHANNEL: TypeAdapter[ChannelSpec] = TypeAdapter(ChannelSpec)
+
+
+def any_direction(entry: Entry) -> bool:
+    """Whether a standalone channel document says it serves either direction."""
+    if entry.where.loc != ("spec",):
+        return False
+    metadata = getattr(entry.where.src.doc, "metadata", None)
+    return getattr(metadata, "annotations", {}).get(ANY_DIRECTION) == "any"
+
+
+def as_direction(entry: Entry, direction: str) -> dict[str, Any] | str:
+    """The channel's spec used in `direction`, or why it cannot be (a descriptor's channel
+    turned around must still be a valid channel: an avro sink needs a schema, say)."""
+    data = {**dump(entry.spec), "direction": direction}
+    try:
+        _CHANNEL.validate_python(data)
+    except ValidationError as exc:
+        return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+    return data
 
 
 @dataclass
@@ -69,7 +96,19 @@ def lookup_channels(
                 )
                 resolved.ok = False
                 continue
-            if channel.spec.direction != direction:
+            spec = dump(channel.spec)
+            if channel.spec.direction != direction and any_direction(channel):
+                turned = as_direction(channel, direction)
+                if isinstance(turned, str):
+                    issues.append(
+                        entry.where.issue(
+                            (key,), f"data channel {name!r} cannot be a {direction}: {turned}"
+                        )
+                    )
+                    resolved.ok = False
+                    continue
+                spec = turned
+            elif channel.spec.direction != direction:
                 issues.append(
                     entry.where.issue(
                         (key,),
@@ -79,7 +118,21 @@ def lookup_channels(
                 )
                 resolved.ok = False
                 continue
-            resolved.data[key] = {**dump(channel.spec), "name": name}
+            if (
+                key == "source"
+                and spec.get("config", {}).get("loop")
+                and (resolved.data.get("mode", "batch") == "batch")
+            ):
+                issues.append(
+                    entry.where.issue(
+                        ("mode",),
+                        f"data channel {name!r} loops (config.loop: it never ends): the flow "
+                        "needs mode streaming",
+                    )
+                )
+                resolved.ok = False
+                continue
+            resolved.data[key] = {**spec, "name": name}
             resolved.origins[key] = channel.where
         flows.append(resolved)
     return flows, issues

@@ -58,9 +58,16 @@ def register(app: typer.Typer) -> None:
         metrics_port: Annotated[
             int | None, typer.Option(help="Serve the flow's /metrics and /healthz here.")
         ] = None,
+        http_port: Annotated[
+            int | None,
+            typer.Option(
+                envvar="TEKSCORE_HTTP_PORT",
+                help="Port of a REST input stream's round trips (default 8080).",
+            ),
+        ] = None,
     ) -> None:
-        """Standalone engine: serve MODEL and run STREAMS slot 0 -> slot 1 (env MODEL, SCHEMAS,
-        STREAMS), with no scheduler."""
+        """Standalone engine, as a FastScore baked engine: serve MODEL and run STREAMS slot 0 ->
+        slot 1 (env MODEL, SCHEMAS, STREAMS, ATTACHMENTS), with no scheduler."""
         from scoring_flow.baked import run_baked
 
-        raise typer.Exit(run_baked(metrics_port=metrics_port))
+        raise typer.Exit(run_baked(metrics_port=metrics_port, http_port=http_port))

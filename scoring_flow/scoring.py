@@ -145,7 +145,7 @@ class ScoringClient:
                         last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                         raise RetriableScoringError(last) from exc
                     if response.status_code != 200:
-                        last = f"HTTP {response.status_code}"
+                        last = f"HTTP {response.status_code}{_said(response)}"
                         raise RetriableScoringError(last, status=response.status_code)
         except RetriableScoringError as exc:
             raise ServiceNotReadyError(
@@ -285,3 +285,13 @@ class ScoringClient:
         except orjson.JSONDecodeError:
             return None
         return meta if isinstance(meta, dict) else None
+
+
+def _said(response: httpx.Response) -> str:
+    """`: <error>` of a JSON error answer (a service not ready says why), else nothing."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    error = body.get("error") if isinstance(body, dict) else None
+    return f": {error}" if isinstance(error, str) and error else ""

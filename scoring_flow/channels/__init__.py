@@ -63,7 +63,12 @@ def make_source(spec: ChannelSpec, ctx: ChannelContext) -> Source:
         from scoring_flow.channels.http import HttpSource
 
         port = ctx.http_port if ctx.http_port is not None else spec.config.port
-        return HttpSource(path=spec.config.path, port=port, queue_size=ctx.queue_size)
+        return HttpSource(
+            path=spec.config.path,
+            port=port,
+            queue_size=ctx.queue_size,
+            fastscore=bool(spec.config.fastscore),
+        )
     if isinstance(spec, InlineChannel):
         from scoring_flow.channels.inline import InlineSource
 

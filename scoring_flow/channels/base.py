@@ -108,16 +108,26 @@ async def batches_from(
     shard: ShardFilter,
     stopped: threading.Event,
     on_close: Callable[[], None] | None = None,
+    loop: bool = False,
 ) -> AsyncIterator[SourceBatch]:
-    """Batches from a blocking decoder, each one read in a worker thread."""
+    """Batches from a blocking decoder, each one read in a worker thread. With `loop` the input
+    is opened again from its start each time it ends (FastScore's `Loop`), until `stopped`; a
+    pass that yields no record at all ends it (an empty input would otherwise spin)."""
     decoder = await asyncio.to_thread(open_decoder)
     state = [0]
+    passed = state[0]
     try:
         while not stopped.is_set():
             items = await asyncio.to_thread(shard.take, decoder, size, state)
-            if not items:
+            if items:
+                yield SourceBatch(items=items)
+                continue
+            if not loop or state[0] == passed:
                 break
-            yield SourceBatch(items=items)
+            passed = state[0]
+            if on_close is not None:
+                await asyncio.to_thread(on_close)
+            decoder = await asyncio.to_thread(open_decoder)
     finally:
         if on_close is not None:
             await asyncio.to_thread(on_close)
@@ -130,8 +140,9 @@ class StreamSource:
 
     shard: ShardFilter
 
-    def __init__(self, *, shard: ShardFilter) -> None:
+    def __init__(self, *, shard: ShardFilter, loop: bool = False) -> None:
         self.shard = shard
+        self.loop = loop
         self._stopped = threading.Event()
 
     def _open_decoder(self) -> Iterator[Decoded]:
@@ -148,6 +159,7 @@ class StreamSource:
             shard=self.shard,
             stopped=self._stopped,
             on_close=self._close_stream,
+            loop=self.loop,
         )
 
     async def commit(self, batch: SourceBatch) -> None:

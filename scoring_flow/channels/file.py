@@ -29,7 +29,7 @@ class FileSource(StreamSource):
     kind = "file"
 
     def __init__(self, spec: FileChannel, *, shard: ShardFilter) -> None:
-        super().__init__(shard=shard)
+        super().__init__(shard=shard, loop=bool(spec.config.loop))
         self.spec = spec
         self.path = Path(spec.config.path)
         self._fh: IO[bytes] | None = None

@@ -7,6 +7,11 @@ the result object (one output), a list (0 or several outputs), `null` (filtered)
 `{"$error": reason, "$step": step}` (failed, and dead-lettered). Answer for one object: 200 with
 its entry, or 422 `{"error": reason, "step": step}` when it failed. Each request is one batch;
 at most `concurrency` requests are queued (backpressure); after `stop()` new requests get 503.
+
+With `fastscore: true` it also serves FastScore's round trip, `POST /2/active/model/roundtrip/0/1`
+(the path the FastScore SDK's `Engine.roundtrip` calls): the body is JSON records, one per line;
+the answer (200, `application/x-ndjson`) is the outputs of those records in order, one per line,
+with `{"$error": reason, "$step": step}` in the place of a record that failed.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from scoring_flow.channels.base import SourceBatch
 from scoring_flow.errors import SourceError
 from scoring_flow.httpserver import RunningServer, bind_host
 from scoring_flow.items import Item
+
+ROUND_TRIP_PATH = "/2/active/model/roundtrip/0/1"
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -45,8 +52,9 @@ class HttpSource:
 
     kind = "http"
 
-    def __init__(self, *, path: str, port: int, queue_size: int) -> None:
+    def __init__(self, *, path: str, port: int, queue_size: int, fastscore: bool = False) -> None:
         self.path = path
+        self.fastscore = fastscore
         self.port = port
         self._queue: asyncio.Queue[SourceBatch] = asyncio.Queue(maxsize=max(queue_size, 1))
         self._stopped = asyncio.Event()
@@ -56,7 +64,10 @@ class HttpSource:
 
     async def open(self) -> None:
         """Start serving."""
-        app = Starlette(routes=[Route(self.path, self._handle, methods=["POST"])])
+        routes = [Route(self.path, self._handle, methods=["POST"])]
+        if self.fastscore:
+            routes.append(Route(ROUND_TRIP_PATH, self._round_trip, methods=["POST"]))
+        app = Starlette(routes=routes)
         self._server = RunningServer(app, host=bind_host(), port=self.port)
         try:
             await self._server.start()
@@ -75,6 +86,43 @@ class HttpSource:
         records = [body] if single else body
         if not isinstance(records, list):
             return _json({"error": "send a record (object) or a list of records"}, 400)
+        items = await self._score(records)
+        if items is None:
+            return _json({"error": "the flow stopped before scoring the request"}, 503)
+        if single:
+            item = items[0]
+            if item.failure is not None:
+                return _json({"error": item.failure.reason, "step": item.failure.step}, 422)
+            return _json(entry(item))
+        return _json([entry(i) for i in items])
+
+    async def _round_trip(self, request: Request) -> Response:
+        """FastScore's round trip: JSON lines in, the outputs as JSON lines out."""
+        if self._stopped.is_set():
+            return _json({"error": "the flow is shutting down"}, 503)
+        records: list[Any] = []
+        for number, line in enumerate((await request.body()).splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                return _json({"error": f"line {number} is not JSON: {exc}"}, 400)
+        items = await self._score(records)
+        if items is None:
+            return _json({"error": "the flow stopped before scoring the request"}, 503)
+        lines: list[bytes] = []
+        for item in items:
+            if item.failure is not None:
+                lines.append(orjson.dumps(entry(item)))
+            elif not item.filtered:
+                lines.extend(orjson.dumps(r) for r in item.results)
+        body = b"".join(line + b"\n" for line in lines)
+        return Response(body, status_code=200, media_type="application/x-ndjson")
+
+    async def _score(self, records: list[Any]) -> list[Item] | None:
+        """The records as one batch through the flow: their items once the sink has them, or
+        None when the flow stopped first."""
         items = []
         for record in records:
             if isinstance(record, dict):
@@ -92,15 +140,10 @@ class HttpSource:
             await self._queue.put(SourceBatch(items=items, token=done))
             await done
         except (asyncio.CancelledError, SourceError):
-            return _json({"error": "the flow stopped before scoring the request"}, 503)
+            return None
         finally:
             self._pending.discard(done)
-        if single:
-            item = items[0]
-            if item.failure is not None:
-                return _json({"error": item.failure.reason, "step": item.failure.step}, 422)
-            return _json(entry(item))
-        return _json([entry(i) for i in items])
+        return items
 
     async def batches(self, size: int) -> AsyncIterator[SourceBatch]:
         """Requests as they come, until `stop()`."""

@@ -21,6 +21,7 @@ class InlineSource:
 
     def __init__(self, spec: InlineChannel, *, shard: ShardFilter) -> None:
         self.records = spec.config.records
+        self.loop = bool(spec.config.loop)
         self.shard = shard
         self._stopped = threading.Event()
 
@@ -32,7 +33,13 @@ class InlineSource:
 
     def batches(self, size: int) -> AsyncIterator[SourceBatch]:
         """Batches of the inline records."""
-        return batches_from(self._decoder, size=size, shard=self.shard, stopped=self._stopped)
+        return batches_from(
+            self._decoder,
+            size=size,
+            shard=self.shard,
+            stopped=self._stopped,
+            loop=self.loop,
+        )
 
     async def commit(self, batch: SourceBatch) -> None:
         """Nothing to commit."""

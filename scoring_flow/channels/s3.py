@@ -77,7 +77,7 @@ class S3Source(StreamSource):
     kind = "s3"
 
     def __init__(self, spec: S3Channel, *, shard: ShardFilter) -> None:
-        super().__init__(shard=shard)
+        super().__init__(shard=shard, loop=bool(spec.config.loop))
         self.spec = spec
         self._client: Any = None
         self._stream: io.BufferedReader | None = None

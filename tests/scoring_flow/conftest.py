@@ -409,3 +409,16 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
             proc.wait(10)
         log.close()
+
+
+def s3_client(endpoint: str) -> Any:
+    """A boto3 client of the moto server (moto takes any credentials)."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )

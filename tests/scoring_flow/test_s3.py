@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from tests.scoring_flow.conftest import (
@@ -24,6 +23,7 @@ from tests.scoring_flow.conftest import (
     ServeModel,
     iris_services,
     read_jsonl,
+    s3_client,
     wait_until,
 )
 
@@ -35,13 +35,7 @@ SECRET_ENV = {
 
 @pytest.fixture
 def bucket(s3: str) -> Iterator[tuple[Any, str]]:
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = s3_client(s3)
     name = f"b-{uuid.uuid4().hex[:10]}"
     client.create_bucket(Bucket=name)
     yield client, name
