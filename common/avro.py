@@ -154,7 +154,8 @@ def parse_fields(fields: Sequence[FieldLike]) -> dict[str, Any]:
 def parse_record_schema(schema: Any) -> list[dict[str, Any]]:
     """The fields of an Avro record schema (a parsed `.avsc`) as `{name, type, nullable, doc?}`
     dicts: a field whose type is a union with null is nullable, its type the rest of the union
-    (one type, or a smaller union). `SchemaError` when it is not a valid record schema."""
+    (one type, or a smaller union); a primitive's long form is written short. `SchemaError`
+    when it is not a valid record schema."""
     if not isinstance(schema, dict) or schema.get("type") != "record":
         kind = schema.get("type") if isinstance(schema, dict) else schema
         raise SchemaError(f"a record schema is needed (records are JSON objects), got {kind!r}")
@@ -170,7 +171,12 @@ def parse_record_schema(schema: Any) -> list[dict[str, Any]]:
             nullable = True
             rest = [t for t in avro_type if t != "null"]
             avro_type = rest[0] if len(rest) == 1 else rest
-        entry: dict[str, Any] = {"name": f["name"], "type": avro_type, "nullable": nullable}
+        short = simple_type(avro_type)
+        entry: dict[str, Any] = {
+            "name": f["name"],
+            "type": short if short is not None else avro_type,
+            "nullable": nullable,
+        }
         if f.get("doc"):
             entry["doc"] = f["doc"]
         out.append(entry)
@@ -238,7 +244,7 @@ class _ComplexCheck:
         datum = {f.name: record.get(f.name) for f in self.fields}
         if self.has_bytes:
             datum = _as_bytes(datum, self.schema, self.names)
-        if validate(datum, self.parsed, raise_errors=False):
+        if _valid(datum, self.parsed):
             return []
         return self._explain(record, only=None) or [
             "the record does not match the schema"  # fastavro and the explainer disagree
@@ -255,6 +261,15 @@ class _ComplexCheck:
             if problem:
                 out.append(problem)
         return out
+
+
+def _valid(datum: Any, parsed: Any) -> bool:
+    """fastavro's verdict; a value its logical-type preparation cannot read (a `date` given
+    as `"monday"`) is not valid rather than an error."""
+    try:
+        return bool(validate(datum, parsed, raise_errors=False))
+    except (ValueError, TypeError, ArithmeticError, AttributeError):
+        return False
 
 
 def _named_types(schema: Any, names: dict[str, Any] | None = None, ns: str = "") -> dict[str, Any]:
@@ -418,8 +433,7 @@ class _Explainer:
             parsed = fastavro.parse_schema(wrapper, named_schemas=dict(_parsed_names(self.names)))
         except Exception:
             return False
-        datum = {"v": _as_bytes(value, avro_type, self.names)}
-        return bool(validate(datum, parsed, raise_errors=False))
+        return _valid({"v": _as_bytes(value, avro_type, self.names)}, parsed)
 
     def explain(self, value: Any, avro_type: Any, path: str) -> str | None:
         resolved = _resolve(avro_type, self.names)

@@ -1,4 +1,4 @@
-"""The `tekscore flow run` and `tekscore baked` commands.
+"""The `tekscore flow run`, `tekscore baked` and `tekscore channel ...` commands.
 
 Registers commands on the root typer app (found through the `tekscore.cli` entry point). Module
 imports stay light: the flow's machinery is imported when a command runs. The commands read
@@ -14,7 +14,11 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `flow` command group (`flow run`) and the `baked` command."""
+    """Add the `flow` command group (`flow run`), the `baked` command and the `channel` group
+    (`scoring_flow.channel_cli`)."""
+    from scoring_flow.channel_cli import register as register_channel
+
+    register_channel(app)
     flow_app = typer.Typer(
         name="flow",
         help="Scoring flows: move records from a source through scoring services to a sink.",

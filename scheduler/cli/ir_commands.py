@@ -23,7 +23,11 @@ Params = Annotated[
 ]
 Channels = Annotated[
     Path | None,
-    typer.Option("--channels", help="Channel registry: a folder of DataChannel documents."),
+    typer.Option(
+        "--channels",
+        envvar="TEKSCORE_CHANNELS",
+        help="Channel registry: a folder of DataChannel documents and FastScore descriptors.",
+    ),
 ]
 Globals = Annotated[Path | None, typer.Option("--globals", help="The server's globals file.")]
 

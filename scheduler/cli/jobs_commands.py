@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from scheduler.cli.ir_commands import Params, Paths, parse_params
+from scheduler.cli.ir_commands import Channels, Params, Paths, parse_params
 from scheduler.cli.output import EXIT_FAILED, Output, OutputOpt, emit, error, exit_code
 
 if TYPE_CHECKING:
@@ -206,11 +206,13 @@ def run(
     server: Server = None,
     token: Token = None,
     home: Annotated[Path | None, typer.Option(help="State folder of the embedded server.")] = None,
+    channels: Channels = None,
 ) -> None:
     """Run a job to its end with live progress.
 
     Exits 0 succeeded, 1 failed, 3 cancelled. Without --server an embedded scheduling server
-    (local backend) runs it in this process.
+    (local backend) runs it in this process, with the channel registry `--channels` (a server
+    given by --server has its own).
     """
     if server is not None:
         with client(server, token) as c:
@@ -220,7 +222,9 @@ def run(
         from scheduler.cli.serve import EmbeddedServer, build_settings
 
         configure_logging("warning")
-        settings = build_settings(home=home).model_copy(update={"log_level": "warning"})
+        settings = build_settings(home=home, channels=channels).model_copy(
+            update={"log_level": "warning"}
+        )
         with EmbeddedServer(settings) as embedded, client(embedded.url, None) as c:
             job = _run_with(c, paths, param, name, label)
     _show(job, output)

@@ -40,6 +40,9 @@ class ChannelContext:
     shards: int = 1
     http_port: int | None = None
     queue_size: int = 4
+    sample: bool = False
+    """Reading a few records to show them (`tekscore channel sample`): a Kafka source joins no
+    consumer group and commits nothing."""
 
 
 def make_source(spec: ChannelSpec, ctx: ChannelContext) -> Source:
@@ -58,7 +61,7 @@ def make_source(spec: ChannelSpec, ctx: ChannelContext) -> Source:
     if isinstance(spec, KafkaChannel):
         from scoring_flow.channels.kafka import KafkaSource
 
-        return KafkaSource(spec, flow=ctx.flow, mode=ctx.mode)
+        return KafkaSource(spec, flow=ctx.flow, mode=ctx.mode, sample=ctx.sample)
     if isinstance(spec, HttpChannel):
         from scoring_flow.channels.http import HttpSource
 

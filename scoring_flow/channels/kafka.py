@@ -58,9 +58,9 @@ class KafkaSource:
 
     kind = "kafka"
 
-    def __init__(self, spec: KafkaChannel, *, flow: str, mode: str) -> None:
+    def __init__(self, spec: KafkaChannel, *, flow: str, mode: str, sample: bool = False) -> None:
         self.spec = spec
-        self.group = spec.config.group or f"tekscore-{flow}"
+        self.group: str | None = None if sample else (spec.config.group or f"tekscore-{flow}")
         self.mode = mode
         self.codec = MessageCodec(spec.format.encoding, spec.format.schema_)
         self._consumer: AIOKafkaConsumer | None = None

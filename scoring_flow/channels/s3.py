@@ -44,7 +44,8 @@ def make_client(spec: S3Channel) -> Any:
     )
 
 
-def _describe(exc: Exception) -> str:
+def describe_error(exc: Exception) -> str:
+    """An S3 error as `Code: Message`."""
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         return f"{err.get('Code', '?')}: {err.get('Message', str(exc))}"
@@ -89,14 +90,14 @@ class S3Source(StreamSource):
             self._client = await asyncio.to_thread(make_client, self.spec)
             await asyncio.to_thread(self._client.head_object, Bucket=cfg.bucket, Key=cfg.key)
         except _BOTO_ERRORS as exc:
-            raise SourceError("s3", f"s3://{cfg.bucket}/{cfg.key}: {_describe(exc)}") from exc
+            raise SourceError("s3", f"s3://{cfg.bucket}/{cfg.key}: {describe_error(exc)}") from exc
 
     def _open_decoder(self) -> Iterator[Decoded]:
         cfg = self.spec.config
         try:
             body = self._client.get_object(Bucket=cfg.bucket, Key=cfg.key)["Body"]
         except _BOTO_ERRORS as exc:
-            raise SourceError("s3", f"s3://{cfg.bucket}/{cfg.key}: {_describe(exc)}") from exc
+            raise SourceError("s3", f"s3://{cfg.bucket}/{cfg.key}: {describe_error(exc)}") from exc
         self._stream = io.BufferedReader(_BodyReader(body), buffer_size=MIB)
         return decode(self.spec.format.encoding, self._stream, self.spec.format.schema_)
 
@@ -132,7 +133,7 @@ class S3Sink:
             self._client = await asyncio.to_thread(make_client, self.spec)
             await asyncio.to_thread(self._client.head_bucket, Bucket=self.spec.config.bucket)
         except _BOTO_ERRORS as exc:
-            raise SinkError("s3", f"{self.where}: {_describe(exc)}") from exc
+            raise SinkError("s3", f"{self.where}: {describe_error(exc)}") from exc
         self._buffer += self._encoder.begin()
 
     async def write(self, records: list[Record]) -> Rejected:
@@ -161,7 +162,7 @@ class S3Sink:
                 Body=chunk,
             )
         except _BOTO_ERRORS as exc:
-            raise SinkError("s3", f"{self.where}: {_describe(exc)}") from exc
+            raise SinkError("s3", f"{self.where}: {describe_error(exc)}") from exc
         self._parts.append({"ETag": part["ETag"], "PartNumber": number})
 
     async def close(self) -> None:
@@ -188,7 +189,7 @@ class S3Sink:
                 MultipartUpload={"Parts": self._parts},
             )
         except _BOTO_ERRORS as exc:
-            raise SinkError("s3", f"{self.where}: {_describe(exc)}") from exc
+            raise SinkError("s3", f"{self.where}: {describe_error(exc)}") from exc
 
     async def abort(self) -> None:
         """Abort the multipart upload, so nothing appears at the key."""

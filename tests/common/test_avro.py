@@ -80,7 +80,8 @@ def test_a_record_of_every_type_family_fits() -> None:
     ("change", "message"),
     [
         ({"x": "1.5"}, "field 'x': expected double, got string"),
-        ({"ts": "2024-01-01"}, "field 'ts': expected long (timestamp-millis), got string"),
+        ({"ts": "yesterday"}, "field 'ts': expected long (timestamp-millis), got string"),
+        ({"day": "monday"}, "field 'day': expected int (date), got string"),
         (
             {"suit": "CLUBS"},
             "field 'suit': expected enum Suit (SPADES, HEARTS), got string 'CLUBS'",

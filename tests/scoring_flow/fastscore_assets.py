@@ -65,8 +65,9 @@ def begin():
 
 
 def action(datum):
-    with open(os.environ["SEEN_FILE"], "a") as seen:
-        seen.write(json.dumps(datum["id"]) + "\\n")
+    if os.environ.get("SEEN_FILE"):  # a scheduled job's service gets a minimal environment
+        with open(os.environ["SEEN_FILE"], "a") as seen:
+            seen.write(json.dumps(datum["id"]) + "\\n")
     yield {
         "id": datum["id"],
         "total": datum["amount"] * FACTOR,
@@ -116,12 +117,15 @@ def scored(i: int) -> dict[str, Any]:
     }
 
 
-def write_assets(folder: Path, *, model: str = MODEL) -> Path:
-    """`model.py`, `input.avsc`, `output.avsc` in `folder` (FastScore's /assets)."""
+def write_assets(
+    folder: Path, *, model: str = MODEL, names: tuple[str, str] = ("input", "output")
+) -> Path:
+    """`model.py` and the schemas (`input.avsc`, `output.avsc`, or as `names` says) in `folder`
+    (FastScore's /assets)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.py").write_text(model)
-    (folder / "input.avsc").write_text(json.dumps(INPUT_SCHEMA, indent=2))
-    (folder / "output.avsc").write_text(json.dumps(OUTPUT_SCHEMA, indent=2))
+    (folder / f"{names[0]}.avsc").write_text(json.dumps(INPUT_SCHEMA, indent=2))
+    (folder / f"{names[1]}.avsc").write_text(json.dumps(OUTPUT_SCHEMA, indent=2))
     return folder
 
 
