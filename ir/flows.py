@@ -16,6 +16,7 @@ from ir.types import (
     ParamNonNegativeInt,
     ParamPositiveFloat,
     ParamPositiveInt,
+    ParamRatio,
 )
 
 Scalar = str | int | float | bool | None
@@ -113,3 +114,24 @@ class FlowSpec(IRModel):
     shards: ParamPositiveInt = 1
     request_timeout_seconds: ParamPositiveFloat = 30.0
     max_retries: ParamNonNegativeInt = 3
+    max_failed_records: ParamNonNegativeInt | None = Field(
+        default=None,
+        description="Batch flows: more failed records than this fail the flow "
+        "(TooManyFailedRecords). Unset (with maxFailedRatio unset): only a flow whose every "
+        "record failed fails (AllRecordsFailed).",
+    )
+    max_failed_ratio: ParamRatio | None = Field(
+        default=None,
+        description="Batch flows: a larger share of failed records (0..1) fails the flow.",
+    )
+
+    @model_validator(mode="after")
+    def _policy_for_batch_flows(self) -> FlowSpec:
+        if self.mode == "streaming" and (
+            self.max_failed_records is not None or self.max_failed_ratio is not None
+        ):
+            raise ValueError(
+                "maxFailedRecords and maxFailedRatio are for batch flows (a streaming flow has "
+                "no end to judge)"
+            )
+        return self

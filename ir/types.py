@@ -37,6 +37,7 @@ __all__ = [
     "ParamNonNegativeInt",
     "ParamPositiveFloat",
     "ParamPositiveInt",
+    "ParamRatio",
     "PrimitiveSchema",
     "Resources",
     "Schema",
@@ -85,6 +86,9 @@ ParamPositiveFloat = _param_or(
 )
 ParamNonNegativeInt = _param_or(
     Annotated[int, Field(ge=0, strict=True)], {"type": "integer", "minimum": 0}
+)
+ParamRatio = _param_or(
+    Annotated[float, Field(ge=0, le=1)], {"type": "number", "minimum": 0, "maximum": 1}
 )
 
 

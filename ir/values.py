@@ -125,6 +125,8 @@ class FlowValues(IRModel):
     shards: int = Field(default=1, ge=1, strict=True)
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=3, ge=0, strict=True)
+    max_failed_records: int | None = Field(default=None, ge=0, strict=True)
+    max_failed_ratio: float | None = Field(default=None, ge=0, le=1)
 
 
 class ImageValues(IRModel):

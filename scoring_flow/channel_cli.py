@@ -21,12 +21,13 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:
     from ir.channels import ChannelSpec
+    from scoring_flow.items import Item
 
 Registry = Annotated[
     Path | None,
@@ -184,11 +185,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(channel_app)
 
 
-def sample_line(item: Any) -> str:
+def sample_line(item: Item) -> str:
     """One sampled record as a line: its JSON, or what failed and the input."""
     if item.failure is None:
         return json.dumps(item.results[0], default=str)
-    entry = {"$error": item.failure[0], "$step": item.failure[1], "input": item.original}
+    failure = item.failure
+    entry = {"$error": failure.reason, "$step": failure.step, "input": item.original}
     return json.dumps(entry, default=str)
 
 

@@ -9,7 +9,11 @@ Does I/O (through the channels, the scoring client, the reporter, the metrics se
   sinks, exit 0 (a finite source that ends first leaves the flow idle until the signal);
 - batch mode, SIGTERM/SIGINT: the run is cancelled: sinks aborted (no partial output), exit 1;
 - any fatal error: sinks aborted, completion reported with `error` (batch mode), last log line
-  `flow failed` with the reason, exit 1 (2 for an unusable CONFIG).
+  `flow failed` with the reason, exit 1 (2 for an unusable CONFIG);
+- batch mode, failed records beyond the flow's failure policy (`scoring_flow.policy`: by
+  default, every record failed): the outputs and dead letters are written, then the flow ends
+  as failed, reason `AllRecordsFailed` / `TooManyFailedRecords` in its completion report and
+  termination record, exit 1.
 
 Every end writes the termination record (`common.termination`; `ended`): its supervisor reads
 why the flow stopped there, with the final counters, instead of reading the log.
@@ -42,6 +46,7 @@ from scoring_flow.loader import load_function
 from scoring_flow.logs import bind
 from scoring_flow.metrics import FlowMetrics, metrics_app
 from scoring_flow.pipeline import Pipeline
+from scoring_flow.policy import verdict
 from scoring_flow.reporting import Reporter
 from scoring_flow.scoring import ScoringClient
 from scoring_flow.steps import UserFunction
@@ -90,6 +95,7 @@ class FlowRunner:
         self.healthy = True
         self._stop = asyncio.Event()
         self._source: Source | None = None
+        self._first_failure: str | None = None
         self._sinks: list[Sink] = []
 
     # ------------------------------------------------------------ entry
@@ -126,6 +132,16 @@ class FlowRunner:
         reason = "FlowFailed"
         try:
             await self._run()
+            if self.flow.mode == "batch":
+                judged = verdict(
+                    self.counters,
+                    max_records=self.flow.max_failed_records,
+                    max_ratio=self.flow.max_failed_ratio,
+                    first=self._first_failure,
+                )
+                if judged is not None:
+                    reason, error = judged
+                    code = EXIT_FAILED
         except _Terminated as exc:
             if self.flow.mode == "batch":
                 error, code, reason = str(exc), EXIT_FAILED, "Terminated"
@@ -322,6 +338,8 @@ class FlowRunner:
                 entries = [dead_letter_entry(i, flow=self.flow.name) for i in failed]
                 await _dead_letter(dead, entries)
             first = failed[0].failure
+            if first is not None and self._first_failure is None:
+                self._first_failure = f"{first.step}: {first.reason}"
             assert first is not None
             log.warning("records failed", count=len(failed), reason=first.reason, step=first.step)
         await source.commit(batch)

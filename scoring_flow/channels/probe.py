@@ -26,7 +26,7 @@ from ir.channels import (
     S3Channel,
 )
 from scoring_flow.channels import ChannelContext, make_source
-from scoring_flow.errors import ChannelError, SinkError, SourceError
+from scoring_flow.errors import ChannelError, SchemaViolation, SinkError, SourceError
 from scoring_flow.httpserver import bind_host
 from scoring_flow.items import Item
 from scoring_flow.schema_check import violation
@@ -145,7 +145,7 @@ async def sample(spec: ChannelSpec, count: int) -> list[Item]:
         if schema and item.alive:
             reason = violation(item.results[0], schema)
             if reason:
-                item.fail(reason, step="schema:input")
+                item.fail(SchemaViolation(reason, step="schema:input"))
     return items[:count]
 
 

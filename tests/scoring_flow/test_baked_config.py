@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ir.values import ResolvedScoreStep
 from scoring_flow.baked_config import baked_flow, make_plan, model_annotations, service_config
 from scoring_flow.errors import ConfigError
 
@@ -107,12 +108,15 @@ def test_descriptor_credentials_resolve_the_secret_refs_from_the_environment() -
 def test_the_flow_is_batch_for_finite_inputs_and_streaming_otherwise() -> None:
     finite = baked_flow(plan(), url="http://127.0.0.1:1")
     assert finite.mode == "batch" and finite.batch_size == 256
-    assert finite.steps[0].merge is False  # a python model's outputs are what it yields
+    step = finite.steps[0]
+    assert isinstance(step, ResolvedScoreStep)
+    assert step.merge is False  # a python model's outputs are what it yields
     rest = plan(streams={"0": {"Transport": "REST", "Batching": {"Watermark": 50}}, "1": FILE_OUT})
     flow = baked_flow(rest, url="http://127.0.0.1:1")
     assert flow.mode == "streaming" and flow.batch_size == 50
     looping = plan(streams={"0": {**FILE_IN, "Loop": True}, "1": FILE_OUT})
     assert looping.mode == "streaming"
     sk = plan(model="model.joblib", streams={"0": {**FILE_IN, "Schema": "inputsch"}, "1": FILE_OUT})
-    assert baked_flow(sk, url="http://x:1").steps[0].merge is True
+    sk_step = baked_flow(sk, url="http://x:1").steps[0]
+    assert isinstance(sk_step, ResolvedScoreStep) and sk_step.merge is True
     assert service_config(sk)["models"][0]["schema"] == {"input": IN}

@@ -46,7 +46,7 @@ from tests.scoring_flow.fastscore_assets import (
     seen,
     write_assets,
 )
-from tests.scoring_flow.test_kafka import _create, _read_all
+from tests.scoring_flow.kafka_tools import create_topics, read_all
 
 BAKED = [str(TEKSCORE), "baked"]
 
@@ -79,7 +79,7 @@ def test_rest_round_trip_to_kafka_with_every_avro_type_family(
     flows: FlowLauncher, kafka: str, tmp_path: Path
 ) -> None:
     assets = write_assets(tmp_path / "assets")
-    asyncio.run(_create(kafka, "output"))
+    asyncio.run(create_topics(kafka, "output"))
     descriptor(
         assets,
         "rest.json",
@@ -118,7 +118,7 @@ def test_rest_round_trip_to_kafka_with_every_avro_type_family(
     ours = httpx.post(base + "/score", json=order(4), timeout=30)
     assert ours.status_code == 200 and ours.json() == scored(4)
 
-    assert sorted(r["id"] for r in asyncio.run(_read_all(kafka, "output"))) == [1, 2, 4]
+    assert sorted(r["id"] for r in asyncio.run(read_all(kafka, "output"))) == [1, 2, 4]
     assert sorted(seen(assets)) == [1, 2, 4]  # record 3 never reached the model
     assert stop(run) == 0, run.log()
     (letter,) = read_jsonl(dead)

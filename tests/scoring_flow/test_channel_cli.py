@@ -9,6 +9,7 @@ import asyncio
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -21,24 +22,23 @@ from tests.scoring_flow.fastscore_assets import (
     scored,
     write_assets,
 )
-from tests.scoring_flow.test_kafka import _create, _produce
+from tests.scoring_flow.kafka_tools import create_topics, produce
 
 
-def tekscore(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def tekscore(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     import os
 
     return subprocess.run(
         [str(TEKSCORE), *args],
         capture_output=True,
         text=True,
-        cwd=cwd,
         env={**os.environ, **env},
         timeout=180,
         check=False,
     )
 
 
-def sampled(out: str) -> list[dict]:
+def sampled(out: str) -> list[dict[str, Any]]:
     """The records `channel sample` printed (`   1: {...}`)."""
     return [json.loads(line.split(": ", 1)[1]) for line in out.splitlines() if line.strip()]
 
@@ -105,7 +105,7 @@ def test_verify_and_sample_a_file(tmp_path: Path) -> None:
     assert first == order(1)
     assert second["$step"] == "schema:input"
     assert second["$error"] == "field 'day': expected int (date), got string"
-    assert third["$step"] == "decode" and third["input"] == "{oops\n"
+    assert third["$step"] == "decode" and third["input"].rstrip() == "{oops"
     data.unlink()
     gone = tekscore("channel", "verify", str(path))
     assert gone.returncode == 1 and "does not exist" in gone.stderr
@@ -158,8 +158,8 @@ def test_verify_and_sample_s3_through_the_registry(s3: str, tmp_path: Path) -> N
 def test_verify_and_sample_kafka_without_moving_any_consumer_group(
     kafka: str, tmp_path: Path
 ) -> None:
-    asyncio.run(_create(kafka, "sampled-orders"))
-    asyncio.run(_produce(kafka, "sampled-orders", [order(i) for i in range(1, 8)]))
+    asyncio.run(create_topics(kafka, "sampled-orders"))
+    asyncio.run(produce(kafka, "sampled-orders", [order(i) for i in range(1, 8)]))
     path = descriptor(
         tmp_path,
         "kafka-in.json",

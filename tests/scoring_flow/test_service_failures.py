@@ -136,13 +136,14 @@ def test_service_failing_for_good_dead_letters_the_batch(
     run = flows.run(
         scripted_flow(tmp_path, url, [{"id": i, "x": i} for i in range(5)], maxRetries=2)
     )
-    assert run.returncode == 0, run.log()
+    assert run.returncode == 1, run.log()  # every record failed: the flow fails (its policy)
     dead = read_jsonl(tmp_path / "dead.jsonl")
     assert len(dead) == 5
     assert dead[0]["reason"] == "HTTP 503: overloaded (gave up after 2 retries)"
     assert len(script.calls) == 3
-    done = run.event("flow completed")
+    done = run.event("flow failed")
     assert done["records_failed"] == 5 and done["records_out"] == 0
+    assert done["reason"].startswith("AllRecordsFailed: all 5 records failed")
     assert not read_jsonl(tmp_path / "out.jsonl")
 
 
@@ -152,7 +153,14 @@ def test_timeouts_dead_letter_with_the_reason(
     url, script = scripted
     script.sleep = 2.0
     run = flows.run(
-        scripted_flow(tmp_path, url, [{"id": 1, "x": 1}], maxRetries=0, requestTimeoutSeconds=0.3)
+        scripted_flow(
+            tmp_path,
+            url,
+            [{"id": 1, "x": 1}],
+            maxRetries=0,
+            requestTimeoutSeconds=0.3,
+            maxFailedRatio=1.0,  # a failed record fails nothing here
+        )
     )
     assert run.returncode == 0, run.log()
     dead = read_jsonl(tmp_path / "dead.jsonl")
