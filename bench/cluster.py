@@ -221,19 +221,20 @@ def api_bench(cluster: cl.Cluster, args: argparse.Namespace) -> None:
     with httpx.Client(
         base_url=cluster.scheduler_url, headers=headers, trust_env=False, timeout=30
     ) as http:
-        cl.wait_for(
-            f"{args.runs} jobs in the scheduler's cache",
-            lambda: (
-                len(
-                    http.get("/api/v1/jobs", params={"pipeline": "bench", "limit": 1000}).json()[
-                        "items"
-                    ]
-                )
-                >= min(args.runs, 1000)
-            ),
-            timeout=300,
-            interval=1,
-        )
+
+        def cached() -> bool:
+            count, cursor = 0, None
+            while True:
+                params: dict[str, Any] = {"pipeline": "bench", "limit": 500}
+                if cursor:
+                    params["cursor"] = cursor
+                page = http.get("/api/v1/jobs", params=params).json()
+                count += len(page["items"])
+                cursor = page.get("next")
+                if not cursor:
+                    return count >= args.runs
+
+        cl.wait_for(f"{args.runs} jobs in the scheduler's cache", cached, timeout=300, interval=1)
         n = args.requests
         ids = [f"j-bench{random.randrange(args.runs):05d}" for _ in range(n)]
         cases = {
