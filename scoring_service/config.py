@@ -5,11 +5,12 @@ Pure data plus `load_config_file` (which reads one file). Nothing is created at 
 `--config FILE` (JSON or YAML) is one entry of the values file's `scoringServices` list::
 
     name: iris                 # service name (optional here)
-    runtime: python            # `external` services are not served by us: refused
+    runtime: python            # python, pmml, tensorflow (the image family); `external`: refused
     workers: 1                 # default for --workers
     models:
       - name: iris             # DNS-1123 label
-        type: sklearn          # python | sklearn | onnx   (external: refused)
+        type: sklearn          # python | sklearn | onnx | xgboost | lightgbm | pmml |
+                               # tensorflow   (external: refused)
         uri: file:///abs/model.joblib    # file://, http(s)://, s3://
         sha256: null           # or 64 lower-case hex digits
         schema:
@@ -33,7 +34,9 @@ from common.fields import FieldType
 from common.names import Name
 from scoring_service.errors import ConfigError
 
-ModelType = Literal["python", "sklearn", "onnx", "external"]
+ModelType = Literal[
+    "python", "sklearn", "onnx", "xgboost", "lightgbm", "pmml", "tensorflow", "external"
+]
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 SPEC_ENV = "TEKSCORE_SERVE_SPEC"
@@ -77,7 +80,9 @@ class ServiceConfig(_Shape):
     """One scoring service: the `--config` file, or the `--model` options."""
 
     name: str = "scoring-service"
-    runtime: Literal["python", "external"] = "python"
+    runtime: str = "python"
+    """The scoring-server family that runs this service (it picks the image on Kubernetes);
+    every family runs this same server. `external` services are other OIP servers."""
     workers: int = Field(default=1, ge=1, le=64)
     models: list[ModelConfig] = Field(min_length=1)
 

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 from starlette.types import Scope
 
-from scoring_service.errors import InvalidInputError, RequestError
+from scoring_service.errors import BadRequestError, InvalidInputError, RequestError
 from scoring_service.protocol import InferenceRequest, InferenceResponse, MetadataServer
 from scoring_service.records import parse_records
 from scoring_service.state import read_body, service_state
@@ -27,6 +27,8 @@ from scoring_service.state import read_body, service_state
 router = APIRouter()
 
 SERVER_NAME = "tekscore-scoring-service"
+BINARY_HEADER = "inference-header-content-length"
+"""Sent with a body in the OIP binary tensor data extension (JSON header, then raw tensors)."""
 JSON = "application/json"
 
 
@@ -125,6 +127,11 @@ async def infer(request: Request) -> Response:
     rows = 0
     try:
         model = state.registry.ready_model(model_name)
+        if BINARY_HEADER in request.headers:
+            raise BadRequestError(
+                "the binary tensor data extension is not supported: send the tensors as JSON "
+                "data (tritonclient: binary_data=False)"
+            )
         body = await read_body(request, state.max_body_bytes)
         try:
             req = InferenceRequest.model_validate_json(body)

@@ -9,15 +9,17 @@ one output tensor per output field.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from functools import cached_property
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from scoring_service.batching import Answer, Coalescer
 from scoring_service.config import FieldSpec, ModelConfig
-from scoring_service.errors import InvalidInputError
+from scoring_service.errors import InvalidInputError, ModelLoadError
 from scoring_service.protocol import (
     Datatype,
     MetadataModel,
@@ -42,6 +44,19 @@ from scoring_service.tensors import FIELD_DATATYPES, column_array, decode_input,
 def failure(exc: BaseException) -> str:
     """The reason given for a record whose scoring raised."""
     return f"scoring failed: {type(exc).__name__}: {exc}"
+
+
+def import_extra(model: str, module: str, extra: str) -> ModuleType:
+    """Import the library a runtime needs, or fail the model's load naming the extra to
+    install (`pip install 'tekscore[<extra>]'`)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ModelLoadError(
+            model,
+            f"{module} is not installed: this model type needs the '{extra}' extra "
+            f"(pip install 'tekscore[{extra}]')",
+        ) from exc
 
 
 def as_record(value: Any, default_field: str) -> Record:
