@@ -31,7 +31,9 @@ COPY scheduler ./scheduler
 COPY tekton ./tekton
 COPY scoring_flow ./scoring_flow
 COPY scoring_service ./scoring_service
-RUN /opt/tekscore/bin/pip install ".[kubernetes]"
+# The python runtime family serves python, sklearn, onnx, xgboost and lightgbm models; the pmml
+# and tensorflow images (docker/) start from this one (docs/runtimes.md).
+RUN /opt/tekscore/bin/pip install ".[kubernetes,onnx,xgboost,lightgbm]"
 
 # --- runtime ----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}

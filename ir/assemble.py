@@ -1,10 +1,12 @@
 """Pre-processing, the end of step 4: the merged definitions assembled into the values shape.
 
-Pure, no I/O. Models are inlined into their services; one python service is derived for every
-model no service serves; each score step gets its service (named, or the only one serving its
-model); each flow lists the endpoints it calls and the Secret keys its channels reference.
+Pure, no I/O. Models are inlined into their services; each service's runtime is checked, or
+chosen when left out, against the enabled runtimes (`ir.runtimes`); one service is derived for
+every model no service serves, on the first runtime that serves its type; each score step gets
+its service (named, or the only one serving its model); each flow lists the endpoints it calls
+and the Secret keys its channels reference.
 
-Endpoints are logical: a python service is its name and `SERVICE_PORT`, and a flow names the
+Endpoints are logical: a service of ours is its name and `SERVICE_PORT`, and a flow names the
 service and port it calls; whoever runs the job resolves them to URLs (the chart to its
 Services, the local runner to loopback ports). Nothing here knows how a runner names things.
 """
@@ -16,10 +18,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ir.collect import Collected
+from ir.collect import Collected, Entry
 from ir.errors import Issue
 from ir.loader import clean_loc
 from ir.lookup import ResolvedFlow, dump
+from ir.runtimes import BUILTIN_RUNTIMES, EXTERNAL, RuntimeValues, choose, describe, serving
 from ir.values import FlowValues, ServiceValues
 
 SERVICE_PORT = 8080
@@ -32,6 +35,7 @@ def assemble(
     flows: list[ResolvedFlow],
     *,
     job: Mapping[str, Any],
+    runtimes: Mapping[str, RuntimeValues] = BUILTIN_RUNTIMES,
 ) -> tuple[dict[str, Any], list[Issue]]:
     """The values tree (without `global` and `contentHash`) from the merged definitions."""
     issues: list[Issue] = []
@@ -49,10 +53,14 @@ def assemble(
                 )
                 continue
             inlined.append({**models[model], "name": model})
-        if spec.get("runtime", "python") == "python":
+        if spec.get("runtime") != EXTERNAL:
+            runtime, runtime_issues = _service_runtime(entry, spec, inlined, runtimes)
+            issues += runtime_issues
+            spec["runtime"] = runtime
             spec["port"] = SERVICE_PORT
         services[entry.name] = {**spec, "name": entry.name, "models": inlined, "derived": False}
     served = {m["name"] for s in services.values() for m in s["models"]}
+    unservable: set[str] = set()  # reported at the model: their score steps say nothing more
     for name in member_models:
         if name in served:
             continue
@@ -68,10 +76,23 @@ def assemble(
                 )
             )
             continue
-        external = model["type"] == "external"
+        external = model["type"] == EXTERNAL
+        chosen = EXTERNAL if external else choose([model["type"]], runtimes)
+        if chosen is None:
+            where = collected.first("Model", name)
+            assert where is not None
+            issues.append(
+                where.where.issue(
+                    ("type",),
+                    f"model {name!r} has type {model['type']!r} and no enabled scoring server "
+                    f"serves it; the runtimes are: {describe(runtimes)}",
+                )
+            )
+            unservable.add(name)
+            continue
         services[name] = {
             "name": name,
-            "runtime": "external" if external else "python",
+            "runtime": chosen,
             **({"url": model["uri"]} if external else {"port": SERVICE_PORT}),
             "models": [{**model, "name": name}],
             "derived": True,
@@ -82,7 +103,7 @@ def assemble(
             serving.setdefault(model["name"], []).append(name)
     out_flows = []
     for flow in flows:
-        data, flow_issues = _resolve_steps(flow, services, serving)
+        data, flow_issues = _resolve_steps(flow, services, serving, unservable)
         issues += flow_issues
         if flow_issues:
             continue
@@ -108,10 +129,68 @@ def assemble(
     return values, issues
 
 
+def _service_runtime(
+    entry: Entry,
+    spec: Mapping[str, Any],
+    models: list[dict[str, Any]],
+    runtimes: Mapping[str, RuntimeValues],
+) -> tuple[str, list[Issue]]:
+    """The runtime of a service of ours: the one it names, checked against its models' types,
+    or the first enabled one that serves them all."""
+    issues: list[Issue] = []
+    for i, model in enumerate(models):
+        if model["type"] == EXTERNAL:
+            issues.append(
+                entry.where.issue(
+                    ("models", i),
+                    f"model {model['name']!r} is external (its own OIP server at its uri): "
+                    "it needs no scoring service",
+                )
+            )
+    models = [m for m in models if m["type"] != EXTERNAL]
+    named = spec.get("runtime")
+    if named is not None:
+        if named not in runtimes:
+            issues.append(
+                entry.where.issue(
+                    ("runtime",),
+                    f"runtime {named!r} is not enabled; the runtimes are: {describe(runtimes)}",
+                )
+            )
+            return str(named), issues
+        for model in models:
+            if model["type"] not in runtimes[named].supported_models:
+                others = ", ".join(serving(model["type"], runtimes)) or "no enabled runtime"
+                issues.append(
+                    entry.where.issue(
+                        ("runtime",),
+                        f"runtime {named!r} does not serve model {model['name']!r} of type "
+                        f"{model['type']!r} (served by: {others})",
+                    )
+                )
+        return str(named), issues
+    chosen = choose((m["type"] for m in models), runtimes)
+    if chosen is None and models:
+        by = "; ".join(
+            f"{m['name']!r} ({m['type']}) by {', '.join(serving(m['type'], runtimes)) or 'none'}"
+            for m in models
+        )
+        issues.append(
+            entry.where.issue(
+                ("models",),
+                f"no enabled scoring server serves every model of this service: {by}; the "
+                f"runtimes are: {describe(runtimes)}; put models of different runtimes in "
+                "different services",
+            )
+        )
+    return chosen or next(iter(runtimes), "python"), issues
+
+
 def _resolve_steps(
     flow: ResolvedFlow,
     services: Mapping[str, Mapping[str, Any]],
     serving_index: Mapping[str, list[str]],
+    unservable: set[str],
 ) -> tuple[dict[str, Any], list[Issue]]:
     data = dict(flow.data)
     issues: list[Issue] = []
@@ -133,6 +212,8 @@ def _resolve_steps(
             issues.append(flow.issue(("steps", i, "service"), msg))
             continue
         if chosen is None:
+            if not serving and model in unservable:
+                continue  # the model's own issue says why; the render fails on it
             if not serving:
                 issues.append(
                     flow.issue(
@@ -153,13 +234,13 @@ def _resolve_steps(
             chosen = serving[0]
         svc = services[chosen]
         target = (
-            {"service": chosen, "port": svc["port"]}
-            if svc["runtime"] == "python"
-            else {"url": svc["url"]}
+            {"url": svc["url"]}
+            if svc["runtime"] == EXTERNAL
+            else {"service": chosen, "port": svc["port"]}
         )
         used[chosen] = {
             **target,
-            "protocol": "records" if svc["runtime"] == "python" else "v2",
+            "protocol": "v2" if svc["runtime"] == EXTERNAL else "records",
             "models": sorted(m["name"] for m in svc["models"]),
         }
         steps.append({**step, "service": chosen})

@@ -17,7 +17,10 @@ from ir.types import IRModel, Name, PrimitiveSchema, Resources
 
 API_VERSION = "tekscore.dev/v1"
 
-ModelType = Literal["python", "sklearn", "onnx", "external"]
+ModelType = Literal[
+    "python", "sklearn", "onnx", "xgboost", "lightgbm", "pmml", "tensorflow", "external"
+]
+"""What a model is; which scoring server serves each type is `ir.runtimes`' table."""
 
 
 class ModelSchema(IRModel):
@@ -47,10 +50,19 @@ class ModelSpec(IRModel):
 
 
 class ServiceSpec(IRModel):
-    """A scoring service: our Python server (`runtime: python`) or an external OIP V2 server."""
+    """A scoring service: one of our scoring servers, or an external OIP V2 server.
+
+    `runtime` is the scoring-server family (`python`, `pmml`, `tensorflow`, or another the
+    platform enables); left out, pre-processing picks the first that serves every model of the
+    service (`ir.runtimes`). `external` is another OIP server at `url`.
+    """
 
     name: Name | None = Field(default=None, description="Only in inline pipeline entries.")
-    runtime: Literal["python", "external"] = "python"
+    runtime: Name | None = Field(
+        default=None,
+        description="python, pmml, tensorflow (or another enabled runtime), or external; "
+        "default: the first enabled runtime that serves all of the service's models.",
+    )
     url: str | None = Field(default=None, pattern=r"^https?://.+")
     models: list[Name] = Field(min_length=1)
     replicas: int = Field(default=1, ge=0, le=100)
@@ -61,7 +73,7 @@ class ServiceSpec(IRModel):
     def _url_iff_external(self) -> ServiceSpec:
         if self.runtime == "external" and self.url is None:
             raise ValueError("runtime external needs url (the OIP V2 server's base URL)")
-        if self.runtime == "python" and self.url is not None:
+        if self.runtime != "external" and self.url is not None:
             raise ValueError("url is only for runtime external")
         return self
 

@@ -135,10 +135,13 @@ def _preprocess(
             )
             for e in exc.errors()
         ]
-    values, assemble_issues = assemble(collected, tree, flows, job=job_values)
+    globals_ = globals_ or GlobalValues()
+    values, assemble_issues = assemble(
+        collected, tree, flows, job=job_values, runtimes=globals_.runtimes
+    )
     issues += lookup_issues + param_issues + ref_issues + merge_issues + assemble_issues
     if issues:
         raise IRValidationError(issues)
-    values = with_hash(apply_globals(values, globals_ or GlobalValues()))
+    values = with_hash(apply_globals(values, globals_))
     Values.model_validate(values)  # the contract with the chart: a failure here is our bug
     return Rendered(values, to_yaml(values))

@@ -24,6 +24,7 @@ from pydantic import Field, StringConstraints, model_validator
 from ir.channels import ChannelSpec
 from ir.documents import ModelSpec
 from ir.flows import FilterStep, MapStep, PythonStep, Scalar
+from ir.runtimes import BUILTIN_RUNTIMES, RuntimeValues
 from ir.types import IRModel, Name, Resources, SecretKeyRef
 
 
@@ -39,14 +40,16 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 class ServiceValues(IRModel):
     """A scoring service with its models inlined.
 
-    Where flows reach it: a `runtime: python` service is a logical endpoint, its `name` and
-    `port`, which whoever runs it resolves (the chart: its Service `http://<job.id>-<name>:<port>`;
-    the local runner: a loopback port); a `runtime: external` service has the `url` given in the
-    IR. `derived` says the service was made by the one-service-per-unserved-model rule.
+    `runtime` is the scoring-server family that runs it (a key of `global.runtimes`, which
+    picks its image) or `external`. Where flows reach it: a service of ours is a logical
+    endpoint, its `name` and `port`, which whoever runs it resolves (the chart: its Service
+    `http://<job.id>-<name>:<port>`; the local runner: a loopback port); a `runtime: external`
+    service has the `url` given in the IR. `derived` says the service was made by the
+    one-service-per-unserved-model rule.
     """
 
     name: Name
-    runtime: Literal["python", "external"]
+    runtime: Name
     url: str | None = Field(default=None, pattern=r"^https?://.+")
     port: Port | None = None
     models: list[ModelValues] = Field(min_length=1)
@@ -57,8 +60,8 @@ class ServiceValues(IRModel):
 
     @model_validator(mode="after")
     def _endpoint(self) -> ServiceValues:
-        if self.runtime == "python" and (self.port is None or self.url is not None):
-            raise ValueError("a python service has a port and no url (the runner resolves it)")
+        if self.runtime != "external" and (self.port is None or self.url is not None):
+            raise ValueError("a service of ours has a port and no url (the runner resolves it)")
         if self.runtime == "external" and (self.url is None or self.port is not None):
             raise ValueError("an external service has a url and no port")
         return self
@@ -67,7 +70,7 @@ class ServiceValues(IRModel):
 class ServiceEndpoint(IRModel):
     """How a flow reaches one scoring service: `records` (ours) or OIP V2 `infer` (external).
 
-    A logical endpoint names one of the pipeline's python services and its port (`service`,
+    A logical endpoint names one of the pipeline's services of ours and its port (`service`,
     `port`) and gets its `url` from whoever runs the flow (the chart, the local runner); an
     external one has its `url` from the start. The flow calls `url`."""
 
@@ -158,6 +161,11 @@ class GlobalValues(IRModel):
     log_format: Literal["json", "console"] = "json"
     tracing: TracingValues = Field(default_factory=TracingValues)
     git_server: str | None = None
+    runtimes: dict[Name, RuntimeValues] = Field(
+        default_factory=lambda: dict(BUILTIN_RUNTIMES),
+        description="The enabled scoring-server families (the platform chart's scoring-server "
+        "sub-charts) and the model types each serves; default: every built-in one.",
+    )
 
 
 class JobValues(IRModel):

@@ -159,7 +159,7 @@ class LocalInstaller:
         urls: dict[str, str] = {}
         probes: list[ServiceProbe] = []
         for service, raw in zip(model.scoring_services, values["scoringServices"], strict=True):
-            if service.runtime != "python":
+            if service.runtime == "external":
                 continue
             port = free_port(self._ports)
             urls[service.name] = f"http://{LOOPBACK}:{port}"

@@ -60,7 +60,7 @@ def job_issues(values: dict[str, Any], limits: JobLimits) -> list[Issue]:
             where = ("scoringFlows", name, "replicas")
             issues.append(Issue(_WHERE, None, where, limits.replicas.message("replicas", replicas)))
     for service in services:
-        if service["runtime"] != "python":
+        if service["runtime"] == "external":
             continue
         replicas = service.get("replicas", 1)
         processes += replicas

@@ -25,7 +25,8 @@ def serve_model(
         typer.Option(
             "--model",
             "-m",
-            help="NAME=TYPE:URI, TYPE python|sklearn|onnx, URI file://, http(s)://, s3:// "
+            help="NAME=TYPE:URI, TYPE python|sklearn|onnx|xgboost|lightgbm|pmml|tensorflow, "
+            "URI file://, http(s)://, s3:// "
             "or a local path. Repeatable.",
         ),
     ] = None,

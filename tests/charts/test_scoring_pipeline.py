@@ -22,6 +22,7 @@ from tests.charts.helpers import (
     by_kind,
     helm,
     pod_specs,
+    render_ir,
     service_host,
     template,
     validate_builtin,
@@ -406,3 +407,72 @@ def test_golden_iris_batch(iris_batch_values: dict[str, Any], tmp_path: Path) ->
     assert GOLDEN.exists(), "no golden file: run with UPDATE_GOLDEN=1"
     assert text == GOLDEN.read_text(encoding="utf-8"), "render changed: UPDATE_GOLDEN=1 to accept"
     assert CHECKOUT in text
+
+
+def test_each_service_runs_its_runtime_image(tmp_path: Path) -> None:
+    """A service runs from its runtime's image (global.runtimes), with the platform image's
+    registry and tag; an external service gets no Deployment."""
+    model = "apiVersion: tekscore.dev/v1\nkind: Model\nmetadata: {{name: {n}}}\nspec: {{{s}}}\n"
+    files = {
+        "models.yaml": "---\n".join(
+            [
+                model.format(n="tree", s="type: pmml, uri: file://tree.pmml"),
+                model.format(n="net", s="type: tensorflow, uri: file://net"),
+                model.format(n="gbm", s="type: xgboost, uri: file://gbm.ubj"),
+                model.format(n="far", s="type: external, uri: 'http://mlserver:8080'"),
+            ]
+        ),
+        "flow.yaml": """
+apiVersion: tekscore.dev/v1
+kind: ScoringPipeline
+metadata: {name: mixed}
+spec: {}
+---
+apiVersion: tekscore.dev/v1
+kind: DataChannel
+metadata: {name: in}
+spec: {direction: source, type: inline, config: {records: [{}]}}
+---
+apiVersion: tekscore.dev/v1
+kind: DataChannel
+metadata: {name: out}
+spec: {direction: sink, type: discard}
+---
+apiVersion: tekscore.dev/v1
+kind: ScoringFlow
+metadata: {name: f}
+spec:
+  source: in
+  sink: out
+  steps:
+    - {type: score, model: tree}
+    - {type: score, model: net}
+    - {type: score, model: gbm}
+    - {type: score, model: far}
+""",
+    }
+    globals_ = ir.GlobalValues.model_validate(
+        {
+            "image": {"registry": "registry.acme:5000", "repository": "ml/tekscore", "tag": "7"},
+            "runtimes": {
+                "python": {"supportedModels": ["xgboost"]},
+                "pmml": {"supportedModels": ["pmml"], "image": "ml/tekscore-pmml"},
+                "tensorflow": {"supportedModels": ["tensorflow"], "image": "ml/tekscore-tf"},
+            },
+        }
+    )
+    values = render_ir(files, base_dir=tmp_path, globals_=globals_)
+    runtimes = {s["name"]: s["runtime"] for s in values["scoringServices"]}
+    assert runtimes == {"far": "external", "gbm": "python", "net": "tensorflow", "tree": "pmml"}
+    objects = template(SCORING_CHART, values, tmp_path=tmp_path)
+    images = {
+        name.removeprefix("Deployment/mixed-"): spec["containers"][0]["image"]
+        for name, spec in pod_specs(by_kind(objects, "Deployment").values())
+    }
+    assert images == {
+        "gbm": "registry.acme:5000/ml/tekscore:7",
+        "net": "registry.acme:5000/ml/tekscore-tf:7",
+        "tree": "registry.acme:5000/ml/tekscore-pmml:7",
+    }
+    for obj in objects:
+        validate_builtin(obj)

@@ -73,11 +73,12 @@ def test_a_missing_field_points_at_its_parent_and_an_unknown_one_at_itself(write
 
 def test_every_error_of_every_file_is_reported_at_once(write):
     a = write("a.yaml", doc("Model", "Bad_Name", "type: sklearn\nuri: file://m"))
-    b = write("b.yaml", doc("Model", "ok", "type: tensorflow\nuri: ftp://x"))
+    b = write("b.yaml", doc("Model", "ok", "type: keras\nuri: ftp://x"))
     assert _issues(a, b) == [
         f"{a}:4: metadata.name: must be a DNS-1123 label: lower-case letters, digits and '-', "
         "starting and ending alphanumeric",
-        f"{b}:6: spec.type: Input should be 'python', 'sklearn', 'onnx' or 'external'",
+        f"{b}:6: spec.type: Input should be 'python', 'sklearn', 'onnx', 'xgboost', "
+        "'lightgbm', 'pmml', 'tensorflow' or 'external'",
         f"{b}:7: spec.uri: String should match pattern '^(file|https?|s3)://.+'",
     ]
 

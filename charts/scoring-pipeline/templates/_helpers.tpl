@@ -93,13 +93,28 @@ tekscore.dev/job: {{ .Values.job.id | quote }}
 tekscore.dev/pipeline: {{ .Values.job.pipeline | quote }}
 {{- end }}
 
-{{/* The one image: [registry/]repository:tag. */}}
+{{/* The platform image: [registry/]repository:tag. */}}
 {{- define "scoring-pipeline.image" -}}
-{{- $img := .Values.global.image }}
-{{- if $img.registry }}
-{{- printf "%s/%s:%s" $img.registry $img.repository $img.tag }}
+{{- include "scoring-pipeline.imageOf" (dict "image" .Values.global.image "repository" .Values.global.image.repository) }}
+{{- end }}
+
+{{/*
+The image of a scoring service: its runtime's repository (global.runtimes.<runtime>.image,
+default the platform image's) with the platform image's registry and tag.
+Call with (dict "root" $ "runtime" $svc.runtime).
+*/}}
+{{- define "scoring-pipeline.serviceImage" -}}
+{{- $img := .root.Values.global.image }}
+{{- $runtime := get (.root.Values.global.runtimes | default dict) .runtime | default dict }}
+{{- include "scoring-pipeline.imageOf" (dict "image" $img "repository" ($runtime.image | default $img.repository)) }}
+{{- end }}
+
+{{/* [registry/]repository:tag of (dict "image" global.image "repository" repository). */}}
+{{- define "scoring-pipeline.imageOf" -}}
+{{- if .image.registry }}
+{{- printf "%s/%s:%s" .image.registry .repository .image.tag }}
 {{- else }}
-{{- printf "%s:%s" $img.repository $img.tag }}
+{{- printf "%s:%s" .repository .image.tag }}
 {{- end }}
 {{- end }}
 
