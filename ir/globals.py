@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from ir.errors import IRValidationError, Issue
 from ir.loader import clean_loc, parse_text
+from ir.runtimes import BUILTIN_RUNTIMES
 from ir.values import GlobalValues
 
 
@@ -26,10 +27,19 @@ def apply_globals(values: Mapping[str, Any], globals_: GlobalValues) -> dict[str
     return out
 
 
+def local_globals() -> GlobalValues:
+    """The globals of one machine without a globals file: the defaults, with every built-in
+    runtime enabled (one `tekscore serve-model` serves them all when their extras are
+    installed). A globals file that names no runtimes means the python runtime only: what a
+    platform without other scoring servers deploys."""
+    return GlobalValues(runtimes=dict(BUILTIN_RUNTIMES))
+
+
 def load_globals(path: Path | None) -> GlobalValues:
-    """The server's globals file (YAML or JSON, the `global` section's shape); defaults if None."""
+    """The server's globals file (YAML or JSON, the `global` section's shape);
+    `local_globals()` if None."""
     if path is None:
-        return GlobalValues()
+        return local_globals()
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")

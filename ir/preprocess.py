@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from ir.assemble import assemble
 from ir.collect import Entry, Where, absolute, collect
 from ir.errors import IRValidationError, Issue
-from ir.globals import apply_globals
+from ir.globals import apply_globals, local_globals
 from ir.loader import SourceDoc
 from ir.lookup import lookup_channels, resolve_paths
 from ir.merge import merge_definitions
@@ -135,7 +135,7 @@ def _preprocess(
             )
             for e in exc.errors()
         ]
-    globals_ = globals_ or GlobalValues()
+    globals_ = globals_ or local_globals()
     values, assemble_issues = assemble(
         collected, tree, flows, job=job_values, runtimes=globals_.runtimes
     )

@@ -162,9 +162,10 @@ class GlobalValues(IRModel):
     tracing: TracingValues = Field(default_factory=TracingValues)
     git_server: str | None = None
     runtimes: dict[Name, RuntimeValues] = Field(
-        default_factory=lambda: dict(BUILTIN_RUNTIMES),
+        default_factory=lambda: {"python": BUILTIN_RUNTIMES["python"]},
         description="The enabled scoring-server families (the platform chart's scoring-server "
-        "sub-charts) and the model types each serves; default: every built-in one.",
+        "sub-charts) and the model types each serves; default: the python one only (a platform "
+        "that declares none has the python scoring server only).",
     )
 
 

@@ -154,3 +154,16 @@ def test_choose_takes_the_first_runtime_serving_every_type() -> None:
     }
     assert choose(["pmml"], both) == "fat"
     assert choose([], BUILTIN_RUNTIMES) == "python"
+
+
+def test_a_globals_file_naming_no_runtimes_means_python_only(tmp_path: Path, write: Any) -> None:
+    """What a platform without other scoring servers wrote before runtimes existed."""
+    globals_file = tmp_path / "globals.yaml"
+    globals_file.write_text("logLevel: debug\n")
+    path = write("p.yaml", pipeline(model("m", "pmml")))
+    [issue] = issues(path, globals_=ir.load_globals(globals_file))
+    assert issue.endswith(
+        "model 'm' has type 'pmml' and no enabled scoring server serves it; the runtimes are: "
+        "python (python, sklearn, onnx, xgboost, lightgbm)"
+    )
+    assert ir.load_globals(None).runtimes == BUILTIN_RUNTIMES
