@@ -48,7 +48,7 @@ TEKSCORE = Path(sys.executable).parent / "tekscore"
 
 def test_python_only_renders_exactly_the_objects_of_before(tmp_path: Path) -> None:
     """The golden file is `helm template tekscore charts/tekscore -n tekscore` of the chart before
-    it became an umbrella (main at 6af90ce); UPDATE_GOLDEN=1 rewrites it after a deliberate
+    it became an umbrella (main at 5331de9); UPDATE_GOLDEN=1 rewrites it after a deliberate
     change."""
     text = helm("template", "tekscore", PLATFORM_CHART, "--namespace", "tekscore").stdout
     if os.environ.get("UPDATE_GOLDEN") == "1":

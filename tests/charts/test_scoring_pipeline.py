@@ -467,7 +467,7 @@ spec:
     objects = template(SCORING_CHART, values, tmp_path=tmp_path)
     images = {
         name.removeprefix("Deployment/mixed-"): spec["containers"][0]["image"]
-        for name, spec in pod_specs(by_kind(objects, "Deployment").values())
+        for name, spec in pod_specs(list(by_kind(objects, "Deployment").values()))
     }
     assert images == {
         "gbm": "registry.acme:5000/ml/tekscore:7",

@@ -49,12 +49,13 @@ def test_a_derived_service_runs_on_the_runtime_of_its_model(
 ) -> None:
     values = render(write("p.yaml", pipeline(model("m", kind)))).values
     [service] = values["scoringServices"]
-    assert (service["runtime"], service["derived"], service["url"]) == (
-        runtime,
-        True,
-        "http://p-m:8080",
-    )
-    assert values["scoringFlows"][0]["services"]["m"]["protocol"] == "records"
+    assert (service["runtime"], service["derived"], service["port"]) == (runtime, True, 8080)
+    assert values["scoringFlows"][0]["services"]["m"] == {
+        "service": "m",
+        "port": 8080,
+        "protocol": "records",
+        "models": ["m"],
+    }
     assert values["global"]["runtimes"]["pmml"] == {
         "supportedModels": ["pmml"],
         "image": "tekscore/tekscore-pmml",

@@ -44,11 +44,12 @@ def train_xgboost(folder: Path, kind: str, suffix: str) -> Path:
     import xgboost as xgb
 
     x, labels = booster_data()
-    params: dict[str, Any] = {
+    objectives: dict[str, dict[str, Any]] = {
         "binary": {"objective": "binary:logistic"},
         "multiclass": {"objective": "multi:softprob", "num_class": 3},
         "regression": {"objective": "reg:squarederror"},
-    }[kind]
+    }
+    params = objectives[kind]
     data = xgb.DMatrix(x, labels[kind], feature_names=FEATURES)
     booster = xgb.train({**params, "max_depth": 3, "nthread": 1}, data, num_boost_round=12)
     path = folder / f"xgb-{kind}{suffix}"
@@ -61,11 +62,12 @@ def train_lightgbm(folder: Path, kind: str) -> Path:
     import lightgbm as lgb
 
     x, labels = booster_data()
-    params: dict[str, Any] = {
+    objectives: dict[str, dict[str, Any]] = {
         "binary": {"objective": "binary"},
         "multiclass": {"objective": "multiclass", "num_class": 3},
         "regression": {"objective": "regression"},
-    }[kind]
+    }
+    params = objectives[kind]
     data = lgb.Dataset(x, labels[kind], feature_name=FEATURES)
     booster = lgb.train(
         {**params, "num_leaves": 7, "verbose": -1, "num_threads": 1}, data, num_boost_round=12
