@@ -52,6 +52,7 @@ def _load_bench(name: str) -> Any:
     spec = importlib.util.spec_from_file_location(f"bench_{name}", HERE / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -273,7 +274,10 @@ def check_answers(ours: str, mlserver: str, paths: dict[str, Path]) -> float:
     worst = 0.0
     for kind in ("xgboost", "lightgbm", "pmml"):
         answer = httpx.post(
-            f"{ours}/v2/models/{kind}/records", content=records_body(x), headers=headers
+            f"{ours}/v2/models/{kind}/records",
+            content=records_body(x),
+            headers=headers,
+            timeout=300,
         )
         served = np.array([r["proba_1"] for r in answer.json()])
         expected = own["xgboost" if kind == "xgboost" else "lightgbm"]
@@ -284,7 +288,10 @@ def check_answers(ours: str, mlserver: str, paths: dict[str, Path]) -> float:
             assert np.array_equal(served, expected.astype(np.float64)), kind
     for kind in ("xgboost", "lightgbm"):
         answer = httpx.post(
-            f"{mlserver}/v2/models/{kind}/infer", content=infer_body(x), headers=headers
+            f"{mlserver}/v2/models/{kind}/infer",
+            content=infer_body(x),
+            headers=headers,
+            timeout=300,
         ).json()
         served = np.array(answer["outputs"][0]["data"], dtype=np.float64).reshape(-1)
         assert np.allclose(served, own[kind], rtol=0, atol=1e-6), kind

@@ -136,27 +136,28 @@ async def render_build_pipeline(
     return find_pipeline(manifests)
 
 
-def subchart_values_schema(*, scoring_server: bool) -> dict[str, Any]:
-    """The values.schema.json of a platform sub-chart: `enabled`, `build.steps`, and for a
-    scoring server `supportedModels` (model types of the IR) and `image`."""
+def subchart_values_schema(name: str) -> dict[str, Any]:
+    """The values.schema.json of the platform sub-chart `name`: `enabled`, `build.steps`; for a
+    scoring server (`scoring-server-*`) `supportedModels` (model types of the IR) and `image`;
+    for `data-channel` its `channels` (DataChannel specs by name, checked by the IR)."""
     from typing import get_args
 
     from ir.documents import ModelType
 
-    name = {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 57}
+    label = {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 57}
     step = {
         "type": "object",
         "additionalProperties": False,
         "required": ["name", "image"],
         "properties": {
-            "name": {**name, "description": "The step's name, unique in the platform."},
-            "image": {**name, "description": "The image's name under the build registry."},
+            "name": {**label, "description": "The step's name, unique in the platform."},
+            "image": {**label, "description": "The image's name under the build registry."},
             "context": {"type": "string", "description": "Build context in the checkout."},
             "dockerfile": {"type": "string", "description": "Dockerfile in the checkout."},
-            "after": {"type": "array", "items": name, "description": "Steps built first."},
-            "baseImage": {**name, "description": "The step whose image is BASE_IMAGE."},
+            "after": {"type": "array", "items": label, "description": "Steps built first."},
+            "baseImage": {**label, "description": "The step whose image is BASE_IMAGE."},
             "buildArgs": {"type": "object", "additionalProperties": {"type": "string"}},
-            "taskRef": {**name, "description": "A Task of this chart run instead of a build."},
+            "taskRef": {**label, "description": "A Task of this chart run instead of a build."},
         },
     }
     properties: dict[str, Any] = {
@@ -168,7 +169,13 @@ def subchart_values_schema(*, scoring_server: bool) -> dict[str, Any]:
             "properties": {"steps": {"type": "array", "items": step}},
         },
     }
-    if scoring_server:
+    if name == "data-channel":
+        properties["channels"] = {
+            "type": "object",
+            "propertyNames": {"pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},
+            "additionalProperties": {"type": "object"},
+        }
+    if name.startswith("scoring-server-"):
         properties["supportedModels"] = {
             "type": "array",
             "minItems": 1,

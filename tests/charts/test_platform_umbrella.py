@@ -72,7 +72,7 @@ def test_the_sub_charts_are_the_platforms_parts() -> None:
 def test_every_sub_chart_lints_strict(name: str) -> None:
     helm("lint", "--strict", PLATFORM_CHART / "charts" / name)
     schema = json.loads((PLATFORM_CHART / "charts" / name / "values.schema.json").read_text())
-    assert schema == subchart_values_schema(scoring_server=name in SCORING_SERVERS)
+    assert schema == subchart_values_schema(name)
 
 
 def test_sub_chart_schemas_refuse_unknown_model_types(tmp_path: Path) -> None:
@@ -257,3 +257,35 @@ def test_platform_plan_command(tmp_path: Path) -> None:
         "registry.local:5000/ml/tekscore:2.0",
         "registry.local:5000/ml/tekscore-pmml:2.0",
     ]
+
+
+def test_the_data_channel_registry_is_what_the_scheduler_reads(tmp_path: Path) -> None:
+    values = tmp_path / "channels.yaml"
+    values.write_text(
+        "data-channel:\n"
+        "  enabled: true\n"
+        "  channels:\n"
+        "    shared-scores: {direction: sink, type: file, config: {path: /data/scores.jsonl}}\n"
+        "    events: {direction: source, type: kafka, config: {bootstrapServers: 'k:9092',"
+        " topic: events}}\n"
+    )
+    objects = template(
+        PLATFORM_CHART, tmp_path=tmp_path, release="tekscore", extra=["-f", str(values)]
+    )
+    config = by_kind(objects, "ConfigMap")["tekscore-channels"]
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    for name, text in config["data"].items():
+        (folder / name).write_text(text)
+    registry = ir.load_registry(folder)
+    assert sorted(d.name for d in registry) == ["events", "shared-scores"]
+    (container,) = by_kind(objects, "Deployment")["tekscore"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["TEKSCORE_CHANNELS"] == "/etc/tekscore-channels"
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["channels"] == "/etc/tekscore-channels"
+    for obj in objects:
+        if not obj["apiVersion"].startswith("tekton.dev/"):
+            validate_builtin(obj)
