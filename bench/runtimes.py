@@ -154,10 +154,6 @@ def lightgbm_to_pmml(dump: dict[str, Any]) -> str:
 </DataDictionary>
 <MiningModel functionName="classification">
 <MiningSchema><MiningField name="y" usageType="target"/>{fields}</MiningSchema>
-<Output>
-<OutputField name="proba_0" optype="continuous" dataType="double" feature="probability" value="0"/>
-<OutputField name="proba_1" optype="continuous" dataType="double" feature="probability" value="1"/>
-</Output>
 <Segmentation multipleModelMethod="modelChain">
 <Segment id="sum"><True/>
 <MiningModel functionName="regression">
@@ -172,6 +168,10 @@ def lightgbm_to_pmml(dump: dict[str, Any]) -> str:
 <Segment id="link"><True/>
 <RegressionModel functionName="classification" normalizationMethod="logit">
 <MiningSchema><MiningField name="y" usageType="target"/><MiningField name="raw"/></MiningSchema>
+<Output>
+<OutputField name="proba_0" optype="continuous" dataType="double" feature="probability" value="0"/>
+<OutputField name="proba_1" optype="continuous" dataType="double" feature="probability" value="1"/>
+</Output>
 <RegressionTable intercept="0" targetCategory="1">
 <NumericPredictor name="raw" coefficient="1"/>
 </RegressionTable>
@@ -224,28 +224,8 @@ def start_mlserver(
             "parameters": {"uri": f"./{target.name}"},
         }
         (repo / kind / "model-settings.json").write_text(json.dumps(settings))
-    port = free_port()
-    server = {
-        "host": "127.0.0.1",
-        "http_port": port,
-        "grpc_port": free_port(),
-        "metrics_port": free_port(),
-        "parallel_workers": 0,
-        "debug": False,
-    }
-    (repo / "settings.json").write_text(json.dumps(server))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
-    env["PATH"] = f"{exe.parent}:{env.get('PATH', '')}"
-    proc = subprocess.Popen(
-        [str(exe), "start", str(repo)],
-        cwd=repo,
-        stdout=subprocess.DEVNULL,
-        stderr=(repo / "mlserver.log").open("wb"),
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    LOAD.wait_ready(url, proc, timeout=300.0)
-    return proc, url
+    result: tuple[subprocess.Popen[bytes], str] = LOAD.serve_repository(repo, exe, 300.0)
+    return result
 
 
 def infer_body(x: np.ndarray[Any, Any]) -> bytes:

@@ -156,6 +156,14 @@ def start_mlserver(
             }
         )
     )
+    return serve_repository(repo, exe)
+
+
+def serve_repository(
+    repo: Path, exe: Path, timeout: float = 120.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`mlserver start` on a model repository (one folder per model with its
+    model-settings.json): loopback, free ports, parallel_workers 0, debug off."""
     port = free_port()
     settings = {
         "host": "127.0.0.1",
@@ -176,7 +184,7 @@ def start_mlserver(
         env=env,
     )
     url = f"http://127.0.0.1:{port}"
-    wait_ready(url, proc)
+    wait_ready(url, proc, timeout)
     return proc, url
 
 
