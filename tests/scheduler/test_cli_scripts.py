@@ -245,7 +245,7 @@ def test_the_builtin_command_table_matches_what_the_modules_register() -> None:
     for name in BUILTIN:  # loading one command's module registers that command
         assert name in _commands(create_app(name))
     plugins = everything - set(BUILTIN)
-    assert plugins == {"serve-model", "flow", "baked", "channel", "task"}
+    assert plugins == {"serve-model", "flow", "baked", "channel", "task", "platform"}
 
 
 def _imported(server: Scheduler, *args: str) -> set[str]:
