@@ -17,7 +17,6 @@ at the end; about 20 s.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import subprocess
@@ -28,21 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from siblings import sibling
 
-
-def _bench_scheduler() -> object:
-    """bench/scheduler.py (its server and pipeline helpers), under a name of its own: the
-    project's `scheduler` package keeps its name."""
-    path = Path(__file__).resolve().parent / "scheduler.py"
-    spec = importlib.util.spec_from_file_location("bench_scheduler", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_scheduler"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_b: Any = _bench_scheduler()
+_b: Any = sibling("scheduler")
 AUTH, SMALL_PIPELINE, TEKSCORE, TOKEN = _b.AUTH, _b.SMALL_PIPELINE, _b.TEKSCORE, _b.TOKEN
 scheduler, uptime = _b.scheduler, _b.uptime
 

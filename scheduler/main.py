@@ -20,9 +20,10 @@ from fastapi import FastAPI
 import ir
 from common.logs import configure_logging
 from ir.bundle import read_registry
+from scheduler import ui
 from scheduler.api import errors
 from scheduler.api.body import BodyLimit
-from scheduler.api.routes import flows, health, jobs, pipelines
+from scheduler.api.routes import flows, health, jobs, pipelines, userinfo
 from scheduler.backends.base import Backend
 from scheduler.config import Settings
 from scheduler.jobs import JobService
@@ -164,8 +165,9 @@ def create_app(settings: Settings | None = None, *, runner: RunnerFactory | None
     app.state.settings = settings
     app.state.metrics = metrics
     errors.install(app)
-    for module in (jobs, flows, pipelines, health):
+    for module in (jobs, flows, pipelines, userinfo, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    ui.install(app)
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     return app

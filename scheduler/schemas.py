@@ -233,6 +233,16 @@ class FlowReport(_Model):
     error: Annotated[str, StringConstraints(max_length=65536)] | None = None
 
 
+class UserInfo(_Model):
+    """Who the caller is to the API: whether a token was needed, and what it may do."""
+
+    authenticated: bool = Field(description="False when the server has no API tokens.")
+    role: Literal["read", "submit", "admin"]
+    roles: list[Literal["read", "submit", "admin"]] = Field(
+        description="The role and every role below it: what the caller may do."
+    )
+
+
 class ErrorBody(_Model):
     """422: every problem of the request or its IR."""
 

@@ -140,8 +140,10 @@ class Scheduler:
 
 
 @pytest.fixture
-def scheduler(tmp_path: Path) -> Iterator[Scheduler]:
-    server = Scheduler(tmp_path / "home")
+def scheduler(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scheduler]:
+    """A real server; `TEKSCORE_API_TOKENS` is `TOKEN` (admin) unless a test parametrizes this
+    fixture indirectly with its own value."""
+    server = Scheduler(tmp_path / "home", tokens=getattr(request, "param", TOKEN))
     server.start()
     yield server
     server.close()
