@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None, *, runner: RunnerFactory | None
             backend=backend.kind,
             home=str(settings.home),
             url=settings.base_url(),
+            web_view=f"{settings.base_url()}/ui/",
             auth="bearer tokens" if settings.tokens() else "none (loopback only)",
             unfinished_jobs=len(unfinished),
         )
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None, *, runner: RunnerFactory | None
                 namespace=settings.namespace,
                 pipeline=settings.pipeline,
                 url=settings.base_url(),
+                web_view=f"{settings.base_url()}/ui/",
                 auth="bearer tokens" if settings.tokens() else "none (loopback only)",
             )
             yield

@@ -151,8 +151,8 @@ function showHead() {
   cancel.disabled = job.state === "STOPPING";
 }
 
-async function showEvents() {
-  const events = await api(`${base}/events`);
+async function showEvents(fetched = null) {
+  const events = fetched || await api(`${base}/events`);
   const key = JSON.stringify(events);
   if (key === eventsSeen) return;
   eventsSeen = key;
@@ -194,7 +194,7 @@ async function showLog() {
 }
 
 async function refresh(fetched = null) {
-  const previous = job?.state;
+  const previous = job ? job.state : fetched?.state;
   job = fetched || await api(base);
   showHead();
   showFacts();
@@ -234,9 +234,12 @@ async function main() {
   const who = await signIn();
   roles = who.roles;
   setUpCancel();
-  // the job and its values (for the drawing and the parts' logs) at once
-  const [first, drawing] = await Promise.allSettled([api(base), api(`${base}/values`)]);
+  // the job, its values (for the drawing and the parts' logs) and its events at once
+  const [first, drawing, events] = await Promise.allSettled(
+    [api(base), api(`${base}/values`), api(`${base}/events`)],
+  );
   if (first.status === "rejected") throw first.reason;
+  if (events.status === "fulfilled") await showEvents(events.value);
   await refresh(first.value);
   if (drawing.status === "fulfilled") {
     values = drawing.value;
