@@ -32,6 +32,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/api/v1/jobs/{id}/logs", "read"),
     ("GET", "/api/v1/jobs/{id}/values", "read"),
     ("GET", "/api/v1/jobs/{id}/ir", "submit"),
+    ("GET", "/api/v1/userinfo", "read"),
     ("POST", "/api/v1/pipelines/validate", "submit"),
     ("POST", "/api/v1/jobs", "submit"),
     ("POST", "/api/v1/jobs/{id}/cancel", "submit"),
