@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,21 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser import CHROMIUM, FLAGS
 from tests.scheduler.conftest import TOKEN, Scheduler, http_streaming_ir
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright (test extra) missing")
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# the flags of /work/.library/env/machines/python.md: no sandbox as root, no network of its own
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 FINISHED = {"SUCCEEDED", "FAILED", "CANCELLED"}
 RECORD = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 DEADLINE_MS = 90_000

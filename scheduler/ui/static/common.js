@@ -31,9 +31,38 @@ export async function api(path, { method = "GET", text = false } = {}) {
   return text ? response.text() : response.json();
 }
 
+/** The page header and the sign-in form, the same on every page (`current`: the nav link of
+ * this page, or none). */
+function mountChrome(current) {
+  const link = (href, text) => el("a", { href, "aria-current": href === current ? "page" : null, text });
+  document.getElementById("top").replaceChildren(
+    el("a", { class: "brand", href: "/ui/", text: "tekscore" }),
+    link("/ui/", "Jobs"),
+    link("/docs", "API"),
+    el("span", { class: "spacer" }),
+    el("span", { class: "who", id: "who" }),
+    el("button", { type: "button", id: "sign-out", hidden: true, text: "Sign out" }),
+  );
+  document.getElementById("sign-in").replaceChildren(el("form", {},
+    el("h1", { id: "sign-in-title", text: "Sign in" }),
+    el("p", {
+      class: "muted",
+      text: "This server asks for an API token. It is kept in this browser tab's session only, "
+        + "and sent with every call to the API.",
+    }),
+    el("div", { class: "field" },
+      el("label", { for: "token", text: "API token" }),
+      el("input", {
+        id: "token", name: "token", type: "password", autocomplete: "current-password", required: true,
+      })),
+    el("p", { class: "error-text", role: "alert" }),
+    el("button", { type: "submit", class: "primary", text: "Sign in" })));
+}
+
 /** The caller's role (`/api/v1/userinfo`); asks for a token (and keeps it) until the API
- * accepts one. */
-export async function signIn() {
+ * accepts one. `current`: this page's nav link. */
+export async function signIn(current = null) {
+  mountChrome(current);
   for (;;) {
     try {
       const who = await api("/api/v1/userinfo");

@@ -152,7 +152,7 @@ async function main() {
     live.setAttribute("aria-pressed", String(isLive));
     live.textContent = `Live updates: ${isLive ? "on" : "off"}`;
   });
-  await signIn();
+  await signIn("/ui/");
   await load();
   document.body.dataset.readyMs = performance.now().toFixed(1); // since navigation start
   document.body.dataset.ready = "true";
