@@ -146,8 +146,11 @@ class LoadedModel(ABC):
     # -- tensors ---------------------------------------------------------------------------
 
     def infer(self, inputs: list[RequestInput], wanted: list[str] | None) -> list[ResponseOutput]:
-        """OIP inference through the records path: each input tensor is a column."""
-        records = tensors_to_records(inputs)
+        """OIP inference through the records path: each input tensor is a column, or one
+        `[rows, fields]` tensor (named like no field) holds the input fields in order."""
+        records = self._matrix_records(inputs)
+        if records is None:
+            records = tensors_to_records(inputs)
         results = self.score_records(records)
         flat: list[Record] = []
         for i, item in enumerate(results):
@@ -159,6 +162,19 @@ class LoadedModel(ABC):
             else:
                 flat.append(item)
         return records_to_outputs(flat, self.output_fields, wanted)
+
+    def _matrix_records(self, inputs: list[RequestInput]) -> list[Record] | None:
+        """The records of one `[rows, fields]` tensor whose name is no input field; else None."""
+        fields = [f.name for f in self.input_fields or []]
+        if len(inputs) != 1 or not fields or inputs[0].name in fields or len(inputs[0].shape) != 2:
+            return None
+        if inputs[0].shape[1] != len(fields):
+            raise InvalidInputError(
+                f"input '{inputs[0].name}': expected shape [rows, {len(fields)}] (fields "
+                f"{', '.join(fields)}), or one column tensor per field; got {inputs[0].shape}"
+            )
+        rows = decode_input(inputs[0]).tolist()
+        return [dict(zip(fields, row, strict=True)) for row in rows]
 
     # -- metadata --------------------------------------------------------------------------
 

@@ -173,6 +173,15 @@ def test_infer_through_tritonclient(server: Server, documents: dict[str, Any]) -
     finally:
         client.close()
     assert got["species"].tolist() == [e["species"] for e in expected]
+    client = triton_client(server.url)
+    try:  # one [rows, fields] tensor holds the input fields in their order
+        matrix = np.array([[r[f] for f in IRIS_FEATURES] for r in records])
+        as_matrix = triton_infer(client, "iris", {"x": (matrix, "FP64")}, ["proba_virginica"])
+        with pytest.raises(InferenceServerException, match=r"expected shape \[rows, 4\]"):
+            triton_infer(client, "iris", {"x": (matrix[:, :3].copy(), "FP64")}, ["species"])
+    finally:
+        client.close()
+    assert as_matrix["proba_virginica"].tolist() == [e["proba_virginica"] for e in expected]
     assert got["proba_virginica"].tolist() == [e["proba_virginica"] for e in expected]
     assert risk["risk"].tolist() == [10.5, 24.5]
     assert risk["high"].tolist() == [False, True]
