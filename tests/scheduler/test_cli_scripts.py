@@ -267,6 +267,7 @@ def _imported(server: Scheduler, *args: str) -> set[str]:
 
 def test_help_and_status_load_no_server_model_or_ir_modules(server: Scheduler, iris: Path) -> None:
     job = server.start_job([iris / "model.yaml", iris / "batch.yaml"])
+    server.wait_for(job["id"], FINISHED)  # no job left running when the module's server stops
     for args in (["--help"], ["status", job["id"]]):
         modules = _imported(server, *args)
         assert "typer" in modules  # the measurement saw the imports at all
