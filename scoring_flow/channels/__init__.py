@@ -16,7 +16,7 @@ from ir.channels import (
     KafkaChannel,
     S3Channel,
 )
-from scoring_flow.channels.base import ShardFilter, Sink, Source, SourceBatch
+from scoring_flow.channels.base import ShardFilter, Sink, Source, SourceBatch, shard_name
 from scoring_flow.errors import ConfigError
 
 __all__ = [
@@ -81,17 +81,24 @@ def make_source(spec: ChannelSpec, ctx: ChannelContext) -> Source:
 
 def make_sink(spec: ChannelSpec, ctx: ChannelContext, *, dead_letter: bool = False) -> Sink:
     """The sink for a channel spec; `dead_letter` when it takes the flow's dead-letter entries
-    (`{"record", "reason", "step", "flow"}`), which a keyed Kafka sink keys by their record."""
+    (`{"record", "reason", "step", "flow"}`), which a keyed Kafka sink keys by their record.
+    A file or S3 sink of a sharded flow writes one file or object per shard (`shard_name`)."""
     if spec.direction != "sink":
         raise ConfigError(f"channel {spec.name or spec.type!r} is a source, not a sink")
     if isinstance(spec, FileChannel):
         from scoring_flow.channels.file import FileSink
 
-        return FileSink(spec)
+        path = shard_name(spec.config.path, index=ctx.shard_index, shards=ctx.shards)
+        return FileSink(
+            spec.model_copy(update={"config": spec.config.model_copy(update={"path": path})})
+        )
     if isinstance(spec, S3Channel):
         from scoring_flow.channels.s3 import S3Sink
 
-        return S3Sink(spec)
+        key = shard_name(spec.config.key, index=ctx.shard_index, shards=ctx.shards)
+        return S3Sink(
+            spec.model_copy(update={"config": spec.config.model_copy(update={"key": key})})
+        )
     if isinstance(spec, KafkaChannel):
         from scoring_flow.channels.kafka import KafkaSink
 

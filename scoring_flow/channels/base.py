@@ -101,6 +101,20 @@ class ShardFilter:
         return out
 
 
+def shard_name(name: str, *, index: int, shards: int) -> str:
+    """The file path or object key shard `index` of `shards` writes for a sink named `name`:
+    the name itself for one shard, else `-SSSSS-of-NNNNN` before the last extension (Apache
+    Beam's convention: `out.jsonl` -> `out-00001-of-00003.jsonl`), so shards never overwrite
+    each other and a glob `out-*-of-00003.jsonl` reads the whole output."""
+    if shards <= 1:
+        return name
+    head, slash, base = name.rpartition("/")
+    stem, dot, ext = base.rpartition(".")
+    if not stem:  # no extension, or a name that starts with its only dot
+        stem, dot, ext = base, "", ""
+    return f"{head}{slash}{stem}-{index:05d}-of-{shards:05d}{dot}{ext}"
+
+
 async def batches_from(
     open_decoder: Callable[[], Iterator[Decoded]],
     *,

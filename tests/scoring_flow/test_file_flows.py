@@ -223,23 +223,24 @@ def test_service_rejects_records_without_dead_letter_channel_counts_them(
 def test_shards_split_records_by_ordinal(
     iris: Path, service: ServeModel, flows: FlowLauncher, tmp_path: Path
 ) -> None:
+    """Both shards name the same sink file; each writes its own part of it."""
     ids: list[int] = []
     for index in range(2):
-        out = tmp_path / f"out-{index}.jsonl"
         run = flows.run(
             flow_config(
                 file_channel(iris / "input.jsonl", "source"),
-                file_channel(out, "sink"),
+                file_channel(tmp_path / "out.jsonl", "sink"),
                 service.url,
                 shards=2,
             ),
             env={"JOB_COMPLETION_INDEX": str(index)},
         )
         assert run.returncode == 0, run.log()
-        got = [r["id"] for r in read_jsonl(out)]
+        got = [r["id"] for r in read_jsonl(tmp_path / f"out-{index:05d}-of-00002.jsonl")]
         assert all(i % 2 == index for i in got)
         ids += got
     assert sorted(ids) == list(range(IRIS_RECORDS))
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 def test_python_step_and_map(

@@ -15,6 +15,7 @@ from ir.flows import FilterStep, MapStep, PythonStep
 from ir.types import FieldSpec, SecretRef
 from ir.values import ResolvedScoreStep
 from scoring_flow import oip, steps
+from scoring_flow.channels.base import shard_name
 from scoring_flow.codecs import Encoder, MessageCodec, decode
 from scoring_flow.config import RuntimeSettings, parse_flow_values
 from scoring_flow.errors import ConfigError, RetriableScoringError, SecretError, StepError
@@ -109,6 +110,20 @@ def test_schema_violations_name_the_field() -> None:
 
 def items_of(*records: dict[str, Any]) -> list[Item]:
     return [Item.of(i, r) for i, r in enumerate(records)]
+
+
+@pytest.mark.parametrize(
+    ("name", "index", "shards", "expected"),
+    [
+        ("out/scored.jsonl", 0, 1, "out/scored.jsonl"),
+        ("out/scored.jsonl", 2, 3, "out/scored-00002-of-00003.jsonl"),
+        ("bucket-prefix/part", 0, 2, "bucket-prefix/part-00000-of-00002"),
+        ("v1.2/scored.csv", 1, 2, "v1.2/scored-00001-of-00002.csv"),
+        (".scored", 1, 2, ".scored-00001-of-00002"),
+    ],
+)
+def test_shards_write_their_own_files(name: str, index: int, shards: int, expected: str) -> None:
+    assert shard_name(name, index=index, shards=shards) == expected
 
 
 def test_map_select_drop_rename_set() -> None:
