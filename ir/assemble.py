@@ -2,9 +2,10 @@
 
 Pure, no I/O. Models are inlined into their services; each service's runtime is checked, or
 chosen when left out, against the enabled runtimes (`ir.runtimes`); one service is derived for
-every model no service serves, on the first runtime that serves its type; each score step gets
-its service (named, or the only one serving its model); each flow lists the endpoints it calls
-and the Secret keys its channels reference.
+every model no service serves, on the first runtime that serves its type, with the model's
+`resources` (e.g. a Racetrack manifest's); each score step gets its service (named, or the only
+one serving its model); each flow lists the endpoints it calls and the Secret keys its channels
+reference.
 
 Endpoints are logical: a service of ours is its name and `SERVICE_PORT`, and a flow names the
 service and port it calls; whoever runs the job resolves them to URLs (the chart to its
@@ -96,6 +97,7 @@ def assemble(
             **({"url": model["uri"]} if external else {"port": SERVICE_PORT}),
             "models": [{**model, "name": name}],
             "derived": True,
+            **({"resources": model["resources"]} if model.get("resources") else {}),
         }
     serving: dict[str, list[str]] = {}
     for name in sorted(services):

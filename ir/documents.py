@@ -31,21 +31,30 @@ class ModelSchema(IRModel):
 
 
 class ModelSpec(IRModel):
-    """A model: its type and where to download it from (`file://`, `http(s)://`, `s3://`).
+    """A model: its type and where to download it from (`file://`, `http(s)://`, `s3://`; a
+    python model also from a folder, a Racetrack job with its `job.yaml`, or from git:
+    `git+https://host/repo.git@branch#subdirectory=dir`, under the server's `gitServer`).
 
     For `type: external` the `uri` is the base URL of an Open Inference Protocol server.
     """
 
     name: Name | None = Field(default=None, description="Only in inline pipeline entries.")
     type: ModelType
-    uri: str = Field(pattern=r"^(file|https?|s3)://.+")
+    uri: str = Field(pattern=r"^((file|https?|s3)://|git\+(https?|ssh|file)://).+")
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     schema_: ModelSchema | None = Field(default=None, alias="schema")
+    resources: Resources | None = Field(
+        default=None,
+        description="What the model needs (a Racetrack manifest's resources): the resources "
+        "of the service derived for it.",
+    )
 
     @model_validator(mode="after")
     def _external_is_http(self) -> ModelSpec:
         if self.type == "external" and not self.uri.startswith(("http://", "https://")):
             raise ValueError("an external model's uri is the http(s) URL of its OIP server")
+        if self.uri.startswith("git+") and self.type != "python":
+            raise ValueError("a git uri is a python model's source (a Racetrack job's folder)")
         return self
 
 

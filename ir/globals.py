@@ -3,17 +3,18 @@
 Pure (`apply_globals`); `load_globals` reads the server's globals file. Globals are settings of
 the scheduling server (image registry and tag, log and trace settings, callback URL, namespace,
 git server); the `global` section of the values is replaced by them whole, so nothing a job
-sends can override them.
+sends can override them. `check_git_sources` holds models from git to the git server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from ir.collect import Entry
 from ir.errors import IRValidationError, Issue
 from ir.loader import clean_loc, parse_text
 from ir.runtimes import BUILTIN_RUNTIMES
@@ -33,6 +34,30 @@ def local_globals() -> GlobalValues:
     installed). A globals file that names no runtimes means the python runtime only: what a
     platform without other scoring servers deploys."""
     return GlobalValues(runtimes=dict(BUILTIN_RUNTIMES))
+
+
+def check_git_sources(models: Iterable[Entry], globals_: GlobalValues) -> list[Issue]:
+    """A model from git (`git+<remote>`) needs the server's `gitServer`, and its remote must be
+    under it: user code loads only from the sources the server allows (docs/security.md)."""
+    issues: list[Issue] = []
+    server = globals_.git_server
+    for entry in models:
+        uri = str(getattr(entry.spec, "uri", ""))
+        if not uri.startswith("git+"):
+            continue
+        if not server:
+            issues.append(
+                entry.where.issue(
+                    ("uri",),
+                    "a model from git needs the server's git server (the gitServer global); "
+                    "this server has none",
+                )
+            )
+        elif not uri[len("git+") :].startswith(server.rstrip("/") + "/"):
+            issues.append(
+                entry.where.issue(("uri",), f"{uri} is not under the server's git server {server}")
+            )
+    return issues
 
 
 def load_globals(path: Path | None) -> GlobalValues:

@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from common.avro import SchemaError, parse_record_schema
 from common.names import DNS1123_LABEL_RE
+from common.racetrack import ManifestError, is_manifest, parse_manifest
 from ir.documents import Document
 from ir.errors import IRValidationError, Issue, Loc
 from ir.fastscore import DescriptorError, channel_document, convert, is_descriptor
@@ -220,7 +221,10 @@ def _foreign(
     data: dict[str, Any], *, file: str, positions: Positions, schemas: Mapping[str, Any]
 ) -> tuple[dict[str, Any] | None, Issue | None]:
     """A document of another product read as the IR document it stands for: a FastScore
-    stream descriptor as a DataChannel named after its file. (None, None) for IR documents."""
+    stream descriptor as a DataChannel named after its file, a Racetrack job manifest
+    (`job.yaml`) as the Model of its folder. (None, None) for IR documents."""
+    if is_manifest(data):
+        return _racetrack_model(data, file=file, positions=positions)
     if not is_descriptor(data):
         return None, None
     name = Path(file).stem
@@ -247,6 +251,41 @@ def _foreign(
             "which Secret to create",
         )
     return channel_document(conv, name=name, source=Path(file).name), None
+
+
+def _racetrack_model(
+    data: dict[str, Any], *, file: str, positions: Positions
+) -> tuple[dict[str, Any] | None, Issue | None]:
+    try:
+        manifest = parse_manifest(data)
+    except ManifestError as exc:
+        return None, Issue(file, positions.line_of(()), (), f"Racetrack job manifest: {exc}")
+    if not DNS1123_LABEL_RE.match(manifest.name):
+        return None, Issue(
+            file,
+            positions.line_of(("name",)),
+            ("name",),
+            f"Racetrack job manifest: the job's name {manifest.name!r} names its Model and "
+            "must be a DNS-1123 label (lower-case letters, digits and '-')",
+        )
+    annotations = {"tekscore.dev/racetrack-manifest": Path(file).name}
+    if manifest.owner_email:
+        annotations["tekscore.dev/owner-email"] = manifest.owner_email
+    spec: dict[str, Any] = {"type": "python", "uri": "file://."}
+    resources = manifest.kubernetes_resources()
+    if resources["requests"] or resources["limits"]:
+        spec["resources"] = resources
+    doc = {
+        "apiVersion": "tekscore.dev/v1",
+        "kind": "Model",
+        "metadata": {
+            "name": manifest.name,
+            "labels": {str(k): str(v) for k, v in manifest.labels.items()},
+            "annotations": annotations,
+        },
+        "spec": spec,
+    }
+    return doc, None
 
 
 def validate_documents(

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from ir.assemble import assemble
 from ir.collect import Entry, Where, absolute, collect
 from ir.errors import IRValidationError, Issue
-from ir.globals import apply_globals, local_globals
+from ir.globals import apply_globals, check_git_sources, local_globals
 from ir.loader import SourceDoc
 from ir.lookup import lookup_channels, resolve_paths
 from ir.merge import merge_definitions
@@ -139,7 +139,9 @@ def _preprocess(
     values, assemble_issues = assemble(
         collected, tree, flows, job=job_values, runtimes=globals_.runtimes
     )
+    git_issues = check_git_sources(collected.defined.get("Model", []), globals_)
     issues += lookup_issues + param_issues + ref_issues + merge_issues + assemble_issues
+    issues += git_issues
     if issues:
         raise IRValidationError(issues)
     values = with_hash(apply_globals(values, globals_))

@@ -44,6 +44,7 @@ from local_runner.processes import (
     find_tekscore,
     free_port,
     is_alive,
+    memory_bytes,
     read_table,
     spawn,
     stop_groups,
@@ -172,7 +173,13 @@ class LocalInstaller:
                 "--port", str(port), "--workers", str(service.workers),
             ]  # fmt: skip
             watched = self._start(
-                kind="service", name=service.name, shard=None, command=command, env=base, port=port
+                kind="service",
+                name=service.name,
+                shard=None,
+                command=command,
+                env=base,
+                port=port,
+                memory_limit=memory_bytes(service.resources.limits.get("memory")),
             )
             probes.append(
                 ServiceProbe(
@@ -275,12 +282,17 @@ class LocalInstaller:
         env: Mapping[str, str],
         port: int,
         http_port: int | None = None,
+        memory_limit: int | None = None,
     ) -> _Watched:
         log = self.log_path(kind, name if shard is None else f"{name}-{shard}")
         said = log.with_suffix(".termination.json")
         said.unlink(missing_ok=True)
         popen = spawn(
-            command=command, log=log, env={**env, TERMINATION_ENV: str(said)}, cwd=self.job_dir
+            command=command,
+            log=log,
+            env={**env, TERMINATION_ENV: str(said)},
+            cwd=self.job_dir,
+            memory_limit=memory_limit,
         )
         record = ProcessRecord(
             kind=kind,

@@ -18,12 +18,14 @@ import asyncio
 import contextlib
 import json
 import os
+import re
+import resource
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -172,10 +174,46 @@ def free_port(taken: set[int]) -> int:
         raise TaskFailed("InstallFailed", str(exc)) from exc
 
 
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?(?:[eE][0-9]+)?)([KMGTPE]i?|k)?$")
+_UNITS = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+
+
+def memory_bytes(quantity: str | int | float | None) -> int | None:
+    """A Kubernetes memory quantity (`512Mi`, `1G`, `1.5Gi`, `1e9`, 1073741824) in bytes; None
+    for none, and for what is not a quantity (the chart's schema refuses those)."""
+    if quantity is None:
+        return None
+    if isinstance(quantity, int | float):
+        return int(quantity)
+    match = _QUANTITY.match(quantity.strip())
+    if match is None:
+        return None
+    number, unit = float(match.group(1)), match.group(2) or ""
+    binary = unit.endswith("i")
+    return int(number * (1024 ** ("KMGTPE".index(unit[0]) + 1) if binary else _UNITS.get(unit, 1)))
+
+
+def _limit_memory(limit: int) -> Callable[[], None]:
+    """What the child runs before its program: RLIMIT_DATA (the private memory it may
+    allocate: heap and anonymous mappings) set to `limit`; an allocation past it fails
+    (`MemoryError` in Python) instead of the machine swapping."""
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+    return apply
+
+
 def spawn(
-    *, command: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path
+    *,
+    command: Sequence[str],
+    log: Path,
+    env: Mapping[str, str],
+    cwd: Path,
+    memory_limit: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start `command` in a new session, stdout and stderr appended to `log`."""
+    """Start `command` in a new session, stdout and stderr appended to `log`; with
+    `memory_limit`, its data memory limited to that many bytes (`_limit_memory`)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         try:
@@ -188,6 +226,7 @@ def spawn(
                 cwd=cwd,
                 start_new_session=True,
                 close_fds=True,
+                preexec_fn=None if memory_limit is None else _limit_memory(memory_limit),
             )
         except OSError as exc:
             raise TaskFailed(

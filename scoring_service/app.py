@@ -26,6 +26,7 @@ from common.logs import configure_logging
 from scoring_service.config import SPEC_ENV, ServeSpec
 from scoring_service.errors import RequestError
 from scoring_service.metrics import Metrics
+from scoring_service.racetrack import router as racetrack_router
 from scoring_service.registry import Registry
 from scoring_service.routes import json_response, router, scoring_endpoint, scoring_routes
 from scoring_service.state import ServiceState
@@ -130,6 +131,7 @@ def create_app(spec: ServeSpec) -> FastAPI:
     )
     app.router.routes[0:0] = scoring_routes()
     app.include_router(router)
+    app.include_router(racetrack_router)
     app.add_exception_handler(RequestError, _request_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

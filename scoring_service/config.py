@@ -71,7 +71,7 @@ class ModelConfig(_Shape):
 
     name: Name
     type: ModelType
-    uri: str = Field(pattern=r"^(file|https?|s3)://.+")
+    uri: str = Field(pattern=r"^((file|https?|s3)://|git\+(https?|ssh|file)://).+")
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     schema_: ModelSchema | None = Field(default=None, alias="schema")
 

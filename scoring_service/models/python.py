@@ -1,7 +1,9 @@
 """Python models run unchanged, in one of three conventions, detected from the module.
 
-- `racetrack`: a class defined in the module with a `perform(self, **kwargs)` method,
-  instantiated once; each record's fields are passed as keyword arguments; one output each.
+- `racetrack`: a class defined in the module with a `perform(self, ...)` method, instantiated
+  once; each record's fields are passed as keyword arguments (only those `perform` names,
+  unless it takes `**kwargs`); one output each. A Racetrack job folder (`job.yaml`) names its
+  file and class (`scoring_service.models.jobs`).
 - `fastscore`: module-level optional `begin()` (called once at load), a generator (or plain
   function) `action(datum)` called per record, yielding 0..n outputs; optional `end()` at close.
 - `score`: module-level `score(records) -> records`, called once per batch (vectorised).
@@ -24,7 +26,7 @@ from types import ModuleType
 from typing import Any
 
 from scoring_service.config import ModelConfig
-from scoring_service.errors import ConventionError, ModelLoadError
+from scoring_service.errors import ConventionError, InvalidInputError, ModelLoadError
 from scoring_service.models.base import LoadedModel, as_record, failure
 from scoring_service.records import Record, Result, error_item
 
@@ -54,6 +56,16 @@ def import_module_file(name: str, path: Path) -> ModuleType:
     return module
 
 
+def named_class(name: str, module: ModuleType, class_name: str) -> Any:
+    """The class a Racetrack manifest names (`entrypoint_class`), with its `perform`."""
+    entry = getattr(module, class_name, None)
+    if not inspect.isclass(entry):
+        raise ConventionError(name, f"entrypoint_class {class_name!r} is not a class of the module")
+    if not callable(getattr(entry, "perform", None)):
+        raise ConventionError(name, f"entrypoint_class {class_name!r} has no perform()")
+    return entry
+
+
 def detect_convention(name: str, module: ModuleType) -> tuple[str, Any]:
     """Which convention the module follows, and its entry object; one and only one must fit."""
     found: list[tuple[str, Any]] = []
@@ -66,7 +78,11 @@ def detect_convention(name: str, module: ModuleType) -> tuple[str, Any]:
     ]
     if len(classes) > 1:
         names = ", ".join(c.__name__ for c in classes)
-        raise ConventionError(name, f"several classes with perform(): {names}; keep one")
+        raise ConventionError(
+            name,
+            f"several classes with perform(): {names}; keep one, or name it in a Racetrack "
+            "job's manifest (jobtype_extra.entrypoint_class)",
+        )
     if classes:
         found.append(("racetrack", classes[0]))
     action = getattr(module, "action", None)
@@ -88,6 +104,24 @@ def detect_convention(name: str, module: ModuleType) -> tuple[str, Any]:
     return found[0]
 
 
+def perform_arguments(perform: Callable[..., Any]) -> Callable[[Record], Record]:
+    """What of a record `perform` receives: every field when it takes `**kwargs`, else only
+    the fields its signature names (a record carries more than a job's parameters: an id, the
+    fields of the other steps)."""
+    try:
+        params = inspect.signature(perform).parameters.values()
+    except (TypeError, ValueError):
+        return lambda record: record
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return lambda record: record
+    names = frozenset(
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    )
+    return lambda record: {k: v for k, v in record.items() if k in names}
+
+
 class PythonModel(LoadedModel):
     """A python module model; see the module docstring for the conventions."""
 
@@ -96,8 +130,17 @@ class PythonModel(LoadedModel):
 
     def __init__(self, config: ModelConfig, path: Path) -> None:
         super().__init__(config)
+        class_name = None
+        if path.is_dir():  # a Racetrack job folder
+            from scoring_service.models.jobs import load_job
+
+            job = load_job(config.name, path)
+            path, class_name = job.entrypoint, job.class_name
         self.module = import_module_file(config.name, path)
-        self.convention, entry = detect_convention(config.name, self.module)
+        if class_name is not None:
+            self.convention, entry = "racetrack", named_class(config.name, self.module, class_name)
+        else:
+            self.convention, entry = detect_convention(config.name, self.module)
         self._lock = threading.Lock()
         self._call: Callable[[list[Record]], list[Result]]
         if self.convention == "racetrack":
@@ -108,6 +151,7 @@ class PythonModel(LoadedModel):
                     config.name, f"{entry.__name__}() raised {type(exc).__name__}: {exc}"
                 ) from exc
             self._perform = instance.perform
+            self._arguments = perform_arguments(instance.perform)
             self._call = self._racetrack
         elif self.convention == "fastscore":
             begin = getattr(self.module, "begin", None)
@@ -135,10 +179,23 @@ class PythonModel(LoadedModel):
         out: list[Result] = []
         for row in rows:
             try:
-                out.append(as_record(self._perform(**row), self.default_output))
+                out.append(as_record(self._perform(**self._arguments(row)), self.default_output))
             except Exception as exc:
                 out.append(error_item(failure(exc)))
         return out
+
+    def perform_raw(self, record: Record) -> Any:
+        """A Racetrack model's `perform` return value for one record, as it is (what
+        `/api/v1/perform` answers); `InvalidInputError` when it raised."""
+        if self.convention != "racetrack":
+            raise InvalidInputError(
+                f"model '{self.name}' has no perform() (a {self.convention} model)"
+            )
+        with self._lock:
+            try:
+                return self._perform(**self._arguments(record))
+            except Exception as exc:
+                raise InvalidInputError(failure(exc)) from exc
 
     def _fastscore(self, rows: list[Record]) -> list[Result]:
         out: list[Result] = []

@@ -26,6 +26,7 @@ from tests.charts.helpers import (
     service_host,
     template,
     validate_builtin,
+    values_of_paths,
 )
 
 GOLDEN = Path(__file__).parent / "golden" / "iris-batch.yaml"
@@ -350,7 +351,7 @@ def test_labels(big_objects: list[dict[str, Any]]) -> None:
         assert labels["app.kubernetes.io/part-of"] == "tekscore"
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
         assert labels["app.kubernetes.io/version"] == "0.1.0"
-        assert labels["helm.sh/chart"] == "scoring-pipeline-0.1.0"
+        assert labels["helm.sh/chart"] == "scoring-pipeline-0.1.1"
         assert labels["tekscore.dev/job"] == "big"
         assert labels["tekscore.dev/pipeline"] == "big"
         assert "app.kubernetes.io/component" in labels
@@ -473,6 +474,27 @@ spec:
         "gbm": "registry.acme:5000/ml/tekscore:7",
         "net": "registry.acme:5000/ml/tekscore-tf:7",
         "tree": "registry.acme:5000/ml/tekscore-pmml:7",
+    }
+    for obj in objects:
+        validate_builtin(obj)
+
+
+def test_a_racetrack_jobs_memory_max_is_its_service_containers_limit(tmp_path: Path) -> None:
+    from tests.scoring_service.racetrack_jobs import write_job
+    from tests.scoring_service.test_racetrack_pipeline import pipeline
+
+    job = write_job(
+        tmp_path / "adder",
+        requirements=None,
+        resources={"memory_min": "256Mi", "memory_max": "1Gi", "cpu_max": "1000m"},
+    )
+    values = values_of_paths([pipeline(tmp_path), job / "job.yaml"])
+    objects = template(SCORING_CHART, values, tmp_path=tmp_path)
+    (deployment,) = by_kind(objects, "Deployment").values()
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["resources"] == {
+        "requests": {"memory": "256Mi"},
+        "limits": {"memory": "1Gi", "cpu": "1000m"},
     }
     for obj in objects:
         validate_builtin(obj)
