@@ -233,7 +233,11 @@ class _ComplexCheck:
         self.schema = record_schema(fields)
         self.parsed = fastavro.parse_schema(self.schema)
         self.names = _named_types(self.schema)
-        self.has_bytes = _mentions_bytes(self.schema, self.names)
+        self.bytes_fields = [
+            (f["name"], f["type"])
+            for f in self.schema["fields"]
+            if _mentions_bytes(f["type"], self.names)
+        ]
         self.required = [f.name for f in fields if not f.nullable and not allows_null(f.type)]
 
     def __call__(self, record: Mapping[str, Any]) -> list[str]:
@@ -242,8 +246,8 @@ class _ComplexCheck:
             present = {f.name for f in self.fields if f.name in record}
             return problems + self._explain(record, only=present)
         datum = {f.name: record.get(f.name) for f in self.fields}
-        if self.has_bytes:
-            datum = _as_bytes(datum, self.schema, self.names)
+        for name, avro_type in self.bytes_fields:  # only the fields that can hold bytes
+            datum[name] = _as_bytes(datum[name], avro_type, self.names)
         if _valid(datum, self.parsed):
             return []
         return self._explain(record, only=None) or [

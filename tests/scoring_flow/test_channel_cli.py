@@ -1,7 +1,8 @@
 """`tekscore channel import | verify | sample` as real processes against real parts (files, a
 moto S3 server, a tansu Kafka broker), and FastScore descriptors read as DataChannels by a
-scheduled job (`tekscore run --channels DIR`, the embedded server and local backend) giving
-the same results as the baked engine with the same descriptors."""
+scheduled job (`tekscore run --channels DIR`, the embedded server and local backend), directly
+and imported as DataChannel YAML, giving the same results as the baked engine with the same
+descriptors."""
 
 from __future__ import annotations
 
@@ -259,3 +260,26 @@ def test_descriptors_as_registry_channels_score_as_the_baked_engine_does(
     baked = flows.run({}, env=env, command=[str(TEKSCORE), "baked"])
     assert baked.returncode == 0, baked.log()
     assert read_jsonl(job_out) == read_jsonl(baked_out) == [scored(1), scored(3), scored(4)]
+
+    imported = tmp_path / "imported"  # the same descriptors, imported as DataChannel YAML
+    imported.mkdir()
+    for name in ("orders-in", "orders-out", "rejected"):
+        done = tekscore(
+            "channel",
+            "import",
+            str(registry / f"{name}.json"),
+            "-o",
+            str(imported / f"{name}.yaml"),
+        )
+        assert done.returncode == 0, done.stderr
+    job_out.unlink()
+    again = tekscore(
+        "run",
+        str(job / "pipeline.yaml"),
+        "--channels",
+        str(imported),
+        "--home",
+        str(tmp_path / "home-imported"),
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert read_jsonl(job_out) == read_jsonl(baked_out)
