@@ -79,7 +79,8 @@ def test_every_error_of_every_file_is_reported_at_once(write):
         "starting and ending alphanumeric",
         f"{b}:6: spec.type: Input should be 'python', 'sklearn', 'onnx', 'xgboost', "
         "'lightgbm', 'pmml', 'tensorflow' or 'external'",
-        f"{b}:7: spec.uri: String should match pattern '^(file|https?|s3)://.+'",
+        f"{b}:7: spec.uri: String should match pattern "
+        "'^((file|https?|s3)://|git\\+(https?|ssh|file)://).+'",
     ]
 
 
