@@ -289,3 +289,30 @@ def test_the_data_channel_registry_is_what_the_scheduler_reads(tmp_path: Path) -
     for obj in objects:
         if not obj["apiVersion"].startswith("tekton.dev/"):
             validate_builtin(obj)
+
+
+def _names(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(o["kind"], o["metadata"]["name"]) for o in objects}
+
+
+def test_the_scheduling_server_is_a_part_that_can_be_left_out(tmp_path: Path) -> None:
+    """`scheduling-server.enabled: false` leaves out exactly the scheduler's objects (its
+    Deployment, Service, ServiceAccount, globals and RBAC); the jobs' Pipeline, Tasks, task
+    ServiceAccount and RBAC stay, and the render still lints and validates."""
+    whole = _names(template(PLATFORM_CHART, tmp_path=tmp_path, release="tekscore"))
+    off = ["--set", "scheduling-server.enabled=false"]
+    helm("lint", "--strict", PLATFORM_CHART, *off)
+    without = template(PLATFORM_CHART, tmp_path=tmp_path, release="tekscore", extra=off)
+    assert whole - _names(without) == {
+        ("Deployment", "tekscore"),
+        ("Service", "tekscore"),
+        ("ServiceAccount", "tekscore"),
+        ("ConfigMap", "tekscore-globals"),
+        ("Role", "tekscore-scheduler"),
+        ("RoleBinding", "tekscore-scheduler"),
+    }
+    assert _names(without) < whole
+    assert ("Pipeline", "tekscore-scoring-job") in _names(without)
+    for obj in without:
+        if not obj["apiVersion"].startswith("tekton.dev/"):
+            validate_builtin(obj)

@@ -1,23 +1,4 @@
 {{/*
-What the scheduler may do: run PipelineRuns, cancel TaskRuns, keep the IR ConfigMaps and the
-per-job callback Secrets (created with the PipelineRun, owned by it).
-*/}}
-{{- define "tekscore.schedulerRules" -}}
-- apiGroups: ["tekton.dev"]
-  resources: ["pipelineruns"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-- apiGroups: ["tekton.dev"]
-  resources: ["taskruns"]
-  verbs: ["get", "list", "watch", "patch"]
-- apiGroups: [""]
-  resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get", "create", "patch", "delete"]
-{{- end }}
-
-{{/*
 What the tasks may do in the jobs namespace: helm upgrade --install / uninstall of the
 scoring-pipeline chart (the kinds it renders; secrets for helm's release storage and the
 per-job callback Secret), and the wait task's watch of pods, Jobs and events.
