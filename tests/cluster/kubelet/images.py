@@ -8,6 +8,7 @@ paths bound into that view:
 |---|---|
 | `*tekscore/tekscore*` (the project's image) | the checkout's `.venv/bin/tekscore` as ENTRYPOINT, `.venv/bin` and `.tools/bin` (helm) on PATH, the repo's `charts/` at `/app/charts`, the Dockerfile's environment |
 | `ghcr.io/tektoncd/pipeline/entrypoint*` | `entrypoint.py` (Tekton's entrypoint stand-in) at `/ko-app/entrypoint` |
+| `*kaniko-project/executor*` | `kaniko.py` (records what it would build) at `/kaniko/executor` |
 | `*busybox*`, `*/bash*`, `*alpine*` | the host's shell and tools |
 
 Any other image fails like a missing image: `ErrImagePull`, then `ImagePullBackOff`.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ENTRYPOINT_STANDIN = Path(__file__).with_name("entrypoint.py")
+KANIKO_STANDIN = Path(__file__).with_name("kaniko.py")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,10 @@ class ImageTable:
                 Image(
                     env={"PATH": HOST_PATH}, binds={"/ko-app/entrypoint": str(ENTRYPOINT_STANDIN)}
                 ),
+            ),
+            (
+                "*kaniko-project/executor*",
+                Image(env={"PATH": HOST_PATH}, binds={"/kaniko/executor": str(KANIKO_STANDIN)}),
             ),
             ("*busybox*", shell),
             ("*bash*", shell),
