@@ -47,6 +47,7 @@ REFUSED_TRANSPORTS = {
 }
 ENCODINGS = ("json", "avro-binary", "csv")
 ENVELOPES = ("delimited", "delimited-csv", "ocf-block", "null")
+CSV_ENCODING_FIELDS = ("Type", "Delimiter", "QuoteCharacter")
 TOP_FIELDS = (
     "Version",
     "Description",
@@ -170,7 +171,7 @@ def convert(
     conv.notes = notes
     _unsupported_top(descriptor, kind)
 
-    fmt = _format(descriptor, kind)
+    fmt = _format(descriptor, kind, role)
     schema = _schema(descriptor.get("Schema"), schemas or {}, conv)
     if schema is not None:
         fmt["schema"] = schema
@@ -183,11 +184,6 @@ def convert(
             raise DescriptorError(
                 f"Transport REST Mode {transport['Mode']!r} is not supported; supported: simple"
             )
-        if fmt["encoding"] != "jsonl":
-            raise DescriptorError(
-                f"Transport {transport['Type']}: Encoding must be json (requests and answers are "
-                "JSON records)"
-            )
         url = transport.get("Url")
         if kind == "http" and url is not None:
             if direction == "sink":
@@ -199,9 +195,14 @@ def convert(
                     "Transport HTTP with Url: no data channel reads a URL; download it to a file "
                     "or an S3 object and describe that (the baked engine reads it once)"
                 )
-            conv.download_url = url
+            conv.download_url = url  # read as a file: json, csv or an Avro container file
             conv.spec.update(type="file", config={"path": url})
             return conv
+        if fmt["encoding"] != "jsonl":
+            raise DescriptorError(
+                f"Transport {transport['Type']}: Encoding must be json (requests and answers are "
+                "JSON records)"
+            )
         conv.round_trip = True
         if direction == "sink":
             conv.spec.update(type="discard", config={})
@@ -278,7 +279,18 @@ def _encoding(descriptor: Mapping[str, Any]) -> str:
             "Encoding null (raw bytes) is not supported: records are JSON objects; "
             f"supported: {_supported(ENCODINGS)}"
         )
-    raw = str(descriptor.get("Encoding") or "json").lower()
+    given = descriptor.get("Encoding") or "json"
+    if isinstance(given, dict):  # the CSV page's {"Type": "csv", "Delimiter", "QuoteCharacter"}
+        if not isinstance(given.get("Type"), str):
+            raise DescriptorError(
+                f"Encoding: a name or an object with Type; supported: {_supported(ENCODINGS)}"
+            )
+        kind = given["Type"].lower()
+        _check_fields(given, CSV_ENCODING_FIELDS if kind == "csv" else ("Type",), "Encoding")
+        if kind == "csv":
+            _csv_dialect(given)
+        given = kind
+    raw = str(given).lower()
     if raw not in ENCODINGS:
         raise DescriptorError(
             f"Encoding {descriptor.get('Encoding')!r} is not supported; supported: "
@@ -287,7 +299,48 @@ def _encoding(descriptor: Mapping[str, Any]) -> str:
     return raw
 
 
-def _envelope(descriptor: Mapping[str, Any]) -> tuple[str | None, bool]:
+def _csv_dialect(encoding: Mapping[str, Any]) -> None:
+    """CSV's `Delimiter` and `QuoteCharacter`: the channels read and write RFC 4180 CSV, so
+    only its own (`,` and `"`) are accepted."""
+    for key, ours in (("Delimiter", ","), ("QuoteCharacter", '"')):
+        value = encoding.get(key)
+        if value is not None and value != ours:
+            raise DescriptorError(
+                f"Encoding csv: {key} {value!r} is not supported (channels read and write "
+                f"RFC 4180 CSV); supported: {ours!r}"
+            )
+
+
+def _delimited_csv(env: Mapping[str, Any], role: Role | None) -> None:
+    """The CSV page's `delimited-csv` envelope: `Separator` (CRLF by default, `"\\n"` for
+    Unix files), `SkipHeader` (a header row, true by default), `SkipBlankLines` (true)."""
+    _check_fields(
+        env, ("Type", "Separator", "SkipHeader", "SkipBlankLines"), "Envelope delimited-csv"
+    )
+    separator = env.get("Separator")
+    if separator not in (None, "\n", "\r\n"):
+        raise DescriptorError(
+            f"Envelope delimited-csv: Separator {separator!r} is not supported; supported: "
+            "a newline (\\n or \\r\\n)"
+        )
+    if separator == "\r\n" and role == "sink":
+        raise DescriptorError(
+            "Envelope delimited-csv: Separator '\\r\\n' on an output is not supported: CSV is "
+            "written with \\n line ends; supported: '\\n'"
+        )
+    if env.get("SkipHeader") not in (None, True):
+        raise DescriptorError(
+            "Envelope delimited-csv: SkipHeader false (no header row) is not supported: the "
+            "first line names the fields; supported: true"
+        )
+    if env.get("SkipBlankLines") not in (None, True):
+        raise DescriptorError(
+            "Envelope delimited-csv: SkipBlankLines false is not supported: a blank line is no "
+            "record; supported: true"
+        )
+
+
+def _envelope(descriptor: Mapping[str, Any], role: Role | None) -> tuple[str | None, bool]:
     """(the envelope type or None when absent, whether it was given)."""
     if "Envelope" not in descriptor:
         return None, False
@@ -309,7 +362,7 @@ def _envelope(descriptor: Mapping[str, Any]) -> tuple[str | None, bool]:
                 "supported: a newline (\\n or \\r\\n)"
             )
     elif kind == "delimited-csv":
-        _check_fields(env, ("Type",), "Envelope delimited-csv")
+        _delimited_csv(env, role)
     elif kind == "ocf-block":
         _check_fields(env, ("Type", "SyncMarker", "SkipHeader"), "Envelope ocf-block")
         if env.get("SkipHeader"):
@@ -324,9 +377,9 @@ def _envelope(descriptor: Mapping[str, Any]) -> tuple[str | None, bool]:
     return kind, True
 
 
-def _format(descriptor: Mapping[str, Any], kind: str) -> dict[str, Any]:
+def _format(descriptor: Mapping[str, Any], kind: str, role: Role | None) -> dict[str, Any]:
     encoding = _encoding(descriptor)
-    envelope, _ = _envelope(descriptor)
+    envelope, _ = _envelope(descriptor, role)
     whole_files = kind in ("file", "s3", "http")
     if envelope == "delimited-csv":
         if encoding == "avro-binary":

@@ -113,6 +113,34 @@ def spec(descriptor: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
                 "config": {"bucket": "b1", "key": "in/x.csv", "region": "eu-west-1"},
             },
         ),
+        # the CSV Support page: Encoding as an object, the envelope's Unix separator
+        (
+            {
+                "Transport": {"Type": "file", "Path": "/d/x.csv"},
+                "Encoding": {"Type": "csv", "QuoteCharacter": '"', "Delimiter": ","},
+                "Envelope": {
+                    "Type": "delimited-csv",
+                    "Separator": "\n",
+                    "SkipHeader": True,
+                    "SkipBlankLines": True,
+                },
+            },
+            {
+                "direction": "source",
+                "format": {"encoding": "csv"},
+                "type": "file",
+                "config": {"path": "/d/x.csv"},
+            },
+        ),
+        (
+            {"Transport": {"Type": "file", "Path": "/d/x.csv"}, "Encoding": {"Type": "csv"}},
+            {
+                "direction": "source",
+                "format": {"encoding": "csv"},
+                "type": "file",
+                "config": {"path": "/d/x.csv"},
+            },
+        ),
         (
             {
                 "Transport": {"Type": "file", "Path": "/d/x.avro"},
@@ -203,6 +231,8 @@ def test_directions_follow_the_slot_or_the_transport() -> None:
         {"Transport": {"Type": "HTTP", "Url": "https://h/x.json"}}, name="s", role="source"
     )
     assert url.download_url == "https://h/x.json" and url.finite
+    csv_url = {"Transport": {"Type": "HTTP", "Url": "https://h/x.csv"}, "Encoding": "csv"}
+    assert spec(csv_url, role="source")["format"] == {"encoding": "csv"}
 
 
 @pytest.mark.parametrize(
@@ -247,6 +277,50 @@ def test_directions_follow_the_slot_or_the_transport() -> None:
             },
             "takes Envelope ocf-block",
         ),
+        (
+            {
+                "Transport": {"Type": "file", "Path": "/x"},
+                "Encoding": {"Type": "csv", "Delimiter": ";", "QuoteCharacter": "'"},
+            },
+            "Encoding csv: Delimiter ';' is not supported (channels read and write RFC 4180 "
+            "CSV); supported: ','",
+        ),
+        (
+            {
+                "Transport": {"Type": "file", "Path": "/x"},
+                "Encoding": {"Type": "csv", "Quote": "'"},
+            },
+            "Encoding: unknown field 'Quote'; supported: Type, Delimiter, QuoteCharacter",
+        ),
+        (
+            {"Transport": {"Type": "file", "Path": "/x"}, "Encoding": {"Type": "utf-8"}},
+            "is not supported; supported: json, avro-binary, csv",
+        ),
+        (
+            {
+                "Transport": {"Type": "file", "Path": "/x"},
+                "Encoding": "csv",
+                "Envelope": {"Type": "delimited-csv", "SkipHeader": False},
+            },
+            "SkipHeader false (no header row) is not supported: the first line names the "
+            "fields; supported: true",
+        ),
+        (
+            {
+                "Transport": {"Type": "file", "Path": "/x"},
+                "Encoding": "csv",
+                "Envelope": {"Type": "delimited-csv", "SkipBlankLines": False},
+            },
+            "SkipBlankLines false is not supported",
+        ),
+        (
+            {
+                "Transport": {"Type": "file", "Path": "/x"},
+                "Encoding": "csv",
+                "Envelope": {"Type": "delimited-csv", "Separator": "|"},
+            },
+            "Envelope delimited-csv: Separator '|' is not supported",
+        ),
         ({"Transport": "REST", "Batching": "explicit"}, "Batching explicit"),
         (
             {
@@ -267,6 +341,10 @@ def test_directions_follow_the_slot_or_the_transport() -> None:
             "Partition 3 is not supported",
         ),
         ({"Transport": {"Type": "REST", "Mode": "chunked"}}, "REST Mode 'chunked'"),
+        (
+            {"Transport": "REST", "Encoding": "csv"},
+            "Transport REST: Encoding must be json (requests and answers are JSON records)",
+        ),
         ({"Transport": "REST", "EndMarker": "$end-of-stream"}, "EndMarker"),
         ({"Transport": {"Type": "file", "Path": "/x"}, "SkipTo": 100}, "SkipTo"),
         ({"Transport": "REST", "Schema": "nope"}, "Schema 'nope' is not a known schema"),
@@ -286,6 +364,19 @@ def test_directions_follow_the_slot_or_the_transport() -> None:
 def test_what_is_not_supported_is_refused_by_name(descriptor: dict[str, Any], message: str) -> None:
     with pytest.raises(DescriptorError, match=re.escape(message)):
         convert(descriptor, name="s")
+
+
+def test_a_csv_output_is_written_with_newline_line_ends() -> None:
+    crlf = {
+        "Transport": {"Type": "file", "Path": "/out.csv"},
+        "Encoding": "csv",
+        "Envelope": {"Type": "delimited-csv", "Separator": "\r\n"},
+    }
+    assert spec(crlf, role="source")["format"] == {"encoding": "csv"}
+    with pytest.raises(DescriptorError, match=re.escape("on an output is not supported")):
+        convert(crlf, name="s", role="sink")
+    unix = {**crlf, "Envelope": {"Type": "delimited-csv", "Separator": "\n"}}
+    assert spec(unix, role="sink")["format"] == {"encoding": "csv"}
 
 
 # ---------------------------------------------------------------- descriptors as IR files

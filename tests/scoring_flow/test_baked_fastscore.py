@@ -11,7 +11,9 @@ service, a tansu Kafka broker, a moto S3 server.
 - S3 (an Avro container file, credentials from the descriptor) -> S3 (credentials from the AWS
   environment);
 - a model whose `begin()` raises ends the engine at once, exit 1, the cause on the last line;
-- attachments (zip and tar.gz) are where the model finds them.
+- attachments (zip and tar.gz) are where the model finds them;
+- an HTTP `Url` input in CSV, written as FastScore's CSV page writes it -> Kafka in Avro
+  (`avro-binary`), read back by a second engine from Kafka -> a file.
 """
 
 from __future__ import annotations
@@ -24,14 +26,18 @@ import tarfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 
 from common.ports import free_port
 from tests.scoring_flow.conftest import (
     TEKSCORE,
     FlowLauncher,
     FlowRun,
+    ThreadServer,
     read_jsonl,
     s3_client,
     wait_until,
@@ -276,3 +282,94 @@ def test_attachments_are_where_the_model_finds_them(flows: FlowLauncher, tmp_pat
     assert run.returncode == 0, run.log()
     assert read_jsonl(out) == [{"id": 1, "price": 3.0}, {"id": 2, "price": 12.0}]
     assert run.event("CONNECT_PREFIX ignored")["value"] == "https://connect:8001"
+
+
+def record(name: str, **types: str) -> dict[str, Any]:
+    """An Avro record schema of primitive fields."""
+    fields = [{"name": field, "type": kind} for field, kind in types.items()]
+    return {"type": "record", "name": name, "fields": fields}
+
+
+LINE_SCHEMA = record("Line", id="int", item="string", qty="int", rate="double")
+PRICED_SCHEMA = record("Priced", id="int", item="string", price="double")
+PRICING_MODEL = """# fastscore.schema.0: linesch
+# fastscore.schema.1: pricedsch
+def action(datum):
+    yield {"id": datum["id"], "item": datum["item"], "price": datum["qty"] * datum["rate"]}
+"""
+READING_MODEL = """# fastscore.schema.0: pricedsch
+import json
+import os
+
+
+def action(datum):
+    with open(os.environ["SEEN_FILE"], "a") as seen:
+        seen.write(json.dumps(datum["id"]) + "\\n")
+    yield {**datum, "read": True}
+"""
+
+
+def test_http_url_csv_to_kafka_avro_and_back_to_a_file(
+    flows: FlowLauncher, kafka: str, tmp_path: Path
+) -> None:
+    lines = 'id,item,qty,rate\n1,pen,2,1.5\n\n2,"ink, blue",3,4.0\n3,pad,1,2.25\n'
+    site = FastAPI()
+
+    @site.get("/exports/lines.csv")
+    async def lines_csv() -> PlainTextResponse:
+        return PlainTextResponse(lines, media_type="text/csv")
+
+    asyncio.run(create_topics(kafka, "priced"))
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "line.avsc").write_text(json.dumps(LINE_SCHEMA))
+    (assets / "priced.avsc").write_text(json.dumps(PRICED_SCHEMA))
+    (assets / "pricing.py").write_text(PRICING_MODEL)
+    (assets / "reading.py").write_text(READING_MODEL)
+    schemas = f"linesch:{assets / 'line.avsc'};pricedsch:{assets / 'priced.avsc'}"
+    kafka_avro = {
+        "Transport": {"Type": "Kafka", "BootstrapServers": [kafka], "Topic": "priced"},
+        "Encoding": "avro-binary",
+        "Envelope": None,
+    }
+    descriptor(assets, "kafka-out.json", kafka_avro)
+    descriptor(assets, "kafka-in.json", {**kafka_avro, "SkipToRecord": "earliest"})
+    out = tmp_path / "read.jsons"
+    descriptor(assets, "file-out.json", {"Transport": {"Type": "file", "Path": str(out)}})
+    expected = [
+        {"id": 1, "item": "pen", "price": 3.0},
+        {"id": 2, "item": "ink, blue", "price": 12.0},
+        {"id": 3, "item": "pad", "price": 2.25},
+    ]
+
+    with ThreadServer(site) as server:
+        descriptor(
+            assets,
+            "http-in.json",
+            {
+                "Transport": {"Type": "HTTP", "Url": server.url + "/exports/lines.csv"},
+                "Encoding": {"Type": "csv", "QuoteCharacter": '"', "Delimiter": ","},
+                "Envelope": {"Type": "delimited-csv", "Separator": "\n"},
+            },
+        )
+        env = {
+            "MODEL": str(assets / "pricing.py"),
+            "SCHEMAS": schemas,
+            "STREAMS": f"0:{assets / 'http-in.json'};1:{assets / 'kafka-out.json'}",
+        }
+        pricing = flows.run({}, env=env, command=BAKED)
+    assert pricing.returncode == 0, pricing.log()
+    assert pricing.event("input downloaded")["url"].endswith("/exports/lines.csv")
+
+    reader = start_baked(
+        flows,
+        {
+            "MODEL": str(assets / "reading.py"),
+            "SCHEMAS": schemas,
+            "STREAMS": f"0:{assets / 'kafka-in.json'};1:{assets / 'file-out.json'}",
+            "SEEN_FILE": str(assets / "seen.jsonl"),
+        },
+    )
+    wait_until(lambda: len(seen(assets)) >= 3, what="the second engine reading the topic")
+    assert stop(reader) == 0, reader.log()
+    assert sorted(read_jsonl(out), key=lambda r: r["id"]) == [{**r, "read": True} for r in expected]
