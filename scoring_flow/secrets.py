@@ -2,40 +2,36 @@
 
 Reads `os.environ` and files under `$TEKSCORE_SECRETS_DIR` (default `/var/run/secrets/tekscore`).
 `{secretRef: {name: s3-creds, key: access-key}}` resolves from env var
-`TEKSCORE_SECRET_S3_CREDS_ACCESS_KEY` or else file `<dir>/s3-creds/access-key`.
+`TEKSCORE_SECRET_S3_CREDS_ACCESS_KEY` or else file `<dir>/s3-creds/access-key`
+(`common.secrets` says where a key lives).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from pathlib import Path
 
+from common.secrets import SECRETS_DIR_ENV, env_var_name, secret_file, secret_value
 from ir.types import SecretRef
 from scoring_flow.errors import SecretError
 
-DEFAULT_SECRETS_DIR = "/var/run/secrets/tekscore"
-_NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
-
-
-def env_var_name(name: str, key: str) -> str:
-    """The env var that holds secret `name`/`key`: upper-cased, non-alphanumerics as `_`."""
-    return "TEKSCORE_SECRET_" + _NON_ALNUM.sub("_", f"{name}_{key}").upper()
+__all__ = ["env_var_name", "resolve_optional", "resolve_secret"]
 
 
 def resolve_secret(ref: SecretRef, env: Mapping[str, str] | None = None) -> str:
     """The secret's value, from the environment or the secrets folder."""
     env = os.environ if env is None else env
     name, key = ref.secret_ref.name, ref.secret_ref.key
-    var = env_var_name(name, key)
-    if var in env:
-        return env[var]
-    path = Path(env.get("TEKSCORE_SECRETS_DIR") or DEFAULT_SECRETS_DIR) / name / key
-    try:
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError:
-        raise SecretError(name=name, key=key, env_var=var, path=str(path)) from None
+    folder = env.get(SECRETS_DIR_ENV)
+    value = secret_value(name, key, env, folder)
+    if value is None:
+        raise SecretError(
+            name=name,
+            key=key,
+            env_var=env_var_name(name, key),
+            path=str(secret_file(name, key, folder)),
+        )
+    return value
 
 
 def resolve_optional(ref: SecretRef | None, env: Mapping[str, str] | None = None) -> str | None:
