@@ -10,6 +10,7 @@ is the input of pre-processing for one job, as the scheduler stores it. Typical 
     rendered.text          # the values file, deterministic YAML
 """
 
+from ir.access import Access
 from ir.bundle import IRFiles, JobBundle, Pipeline, read_registry, render_bundle
 from ir.errors import IRError, IRValidationError, Issue
 from ir.globals import apply_globals, load_globals
@@ -21,6 +22,7 @@ from ir.values import FlowValues, GlobalValues, JobValues, ServiceValues, Values
 
 __all__ = [
     "KINDS",
+    "Access",
     "FlowValues",
     "GlobalValues",
     "IRError",

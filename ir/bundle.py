@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from ir.access import Access
 from ir.limits import Limit
 from ir.loader import SourceDoc, expand_paths, load_objects, load_texts, read_schema_files
 from ir.preprocess import JobInfo, Rendered, preprocess
@@ -73,9 +74,12 @@ def read_registry(folder: Path | None) -> dict[str, str]:
     return {**files, **read_schema_files(folder.resolve())}
 
 
-def render_bundle(bundle: JobBundle, *, max_documents: Limit | None = None) -> Rendered:
+def render_bundle(
+    bundle: JobBundle, *, max_documents: Limit | None = None, access: Access | None = None
+) -> Rendered:
     """Pre-process the bundle; raises `IRValidationError` with every problem. The server
-    passes its documents limit when a request comes in; a stored bundle passed it already."""
+    passes its documents limit and its access rules when a request comes in; a stored bundle
+    passed them already."""
     docs = load_pipeline(
         bundle.pipeline, base_dir=Path(bundle.base_dir), max_documents=max_documents
     )
@@ -86,4 +90,5 @@ def render_bundle(bundle: JobBundle, *, max_documents: Limit | None = None) -> R
         registry=registry,
         globals_=GlobalValues.model_validate(bundle.globals),
         job=JobInfo(id=bundle.job_id, name=bundle.name, labels=bundle.labels),
+        access=access,
     )

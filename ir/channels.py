@@ -87,6 +87,13 @@ class HttpConfig(IRModel):
         description="Also serve FastScore's round trip, POST /2/active/model/roundtrip/0/1 "
         "(JSON lines in, JSON lines out).",
     )
+    host: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="The address to listen on. Default: all interfaces in a pod (Kubernetes), "
+        "loopback on the local backend, where another needs the server's --allow-bind.",
+    )
 
 
 class InlineConfig(IRModel):

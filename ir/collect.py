@@ -72,10 +72,12 @@ def resolve_path(raw: str, base_dir: Path) -> str:
 
 
 def resolve_uri(uri: str, base_dir: Path) -> str:
-    """`file://relative` made `file:///absolute`; other schemes unchanged."""
-    if not uri.startswith("file://"):
-        return uri
-    return "file://" + resolve_path(uri[len("file://") :], base_dir)
+    """`file://relative` (or a plain path) made `file:///absolute`; other schemes unchanged."""
+    if uri.startswith("file://"):
+        return "file://" + resolve_path(uri[len("file://") :], base_dir)
+    if "://" not in uri:  # a plain path, as a python step may give: the same as file://
+        return "file://" + resolve_path(uri, base_dir)
+    return uri
 
 
 def absolute(kind: str, spec: Any, base_dir: Path) -> Any:

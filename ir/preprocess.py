@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ir.access import Access, access_issues
 from ir.assemble import assemble
 from ir.collect import Entry, Where, absolute, collect
 from ir.errors import IRValidationError, Issue
@@ -89,10 +90,13 @@ def preprocess(
     registry: Sequence[SourceDoc] = (),
     globals_: GlobalValues | None = None,
     job: JobInfo | None = None,
+    access: Access | None = None,
 ) -> Rendered:
-    """Run every pre-processing step; raise `IRValidationError` listing every problem."""
+    """Run every pre-processing step; raise `IRValidationError` listing every problem. With
+    `access`, every file, code URI, bind address and secret the job would touch is checked
+    against the server's rules (`ir.access`)."""
     with paused_gc():
-        return _preprocess(docs, parameters, registry, globals_, job)
+        return _preprocess(docs, parameters, registry, globals_, job, access)
 
 
 def _preprocess(
@@ -101,6 +105,7 @@ def _preprocess(
     registry: Sequence[SourceDoc],
     globals_: GlobalValues | None,
     job: JobInfo | None,
+    access: Access | None,
 ) -> Rendered:
     collected, issues = collect(docs)
     if collected is None:
@@ -140,6 +145,8 @@ def _preprocess(
         collected, tree, flows, job=job_values, runtimes=globals_.runtimes
     )
     git_issues = check_git_sources(collected.defined.get("Model", []), globals_)
+    if access is not None:
+        issues += access_issues(access, collected, flows, values)
     issues += lookup_issues + param_issues + ref_issues + merge_issues + assemble_issues
     issues += git_issues
     if issues:

@@ -56,3 +56,36 @@ spec:
 def nested_record_yaml(depth: int) -> str:
     """`inline_pipeline` with a record nested `depth` levels deep (JSON is YAML)."""
     return inline_pipeline(json.dumps(nested(depth)))
+
+
+def one_flow(
+    source: str = "{type: inline, config: {records: [{a: 1}]}}",
+    sink: str = "{type: discard}",
+    *,
+    dead_letter: str | None = None,
+    steps: str = "[{type: map, rename: {a: b}}]",
+    mode: str = "batch",
+    name: str = "p",
+    models: str = "",
+) -> str:
+    """A pipeline of one flow `f` from `src` to `out` (and `dead`); each channel is a flow-style
+    mapping without its name and direction, `models` the lines of an inline models list. The
+    channels are on lines 6, 7 (and 8), after `models`."""
+    channels = [
+        f"    - {{name: src, direction: source, {source[1:]}",
+        f"    - {{name: out, direction: sink, {sink[1:]}",
+    ]
+    if dead_letter is not None:
+        channels.append(f"    - {{name: dead, direction: sink, {dead_letter[1:]}")
+    dead = ", deadLetter: dead" if dead_letter is not None else ""
+    return (
+        "apiVersion: tekscore.dev/v1\n"
+        "kind: ScoringPipeline\n"
+        f"metadata: {{name: {name}}}\n"
+        "spec:\n"
+        + (f"  models:\n{models}" if models else "")
+        + "  dataChannels:\n"
+        + "\n".join(channels)
+        + "\n  scoringFlows:\n"
+        + f"    - {{name: f, mode: {mode}, source: src, sink: out{dead}, steps: {steps}}}\n"
+    )

@@ -71,6 +71,7 @@ def make_source(spec: ChannelSpec, ctx: ChannelContext) -> Source:
             port=port,
             queue_size=ctx.queue_size,
             fastscore=bool(spec.config.fastscore),
+            host=spec.config.host,
         )
     if isinstance(spec, InlineChannel):
         from scoring_flow.channels.inline import InlineSource

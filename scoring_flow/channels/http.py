@@ -52,10 +52,19 @@ class HttpSource:
 
     kind = "http"
 
-    def __init__(self, *, path: str, port: int, queue_size: int, fastscore: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        path: str,
+        port: int,
+        queue_size: int,
+        fastscore: bool = False,
+        host: str | None = None,
+    ) -> None:
         self.path = path
         self.fastscore = fastscore
         self.port = port
+        self.host = host or bind_host()
         self._queue: asyncio.Queue[SourceBatch] = asyncio.Queue(maxsize=max(queue_size, 1))
         self._stopped = asyncio.Event()
         self._pending: set[asyncio.Future[None]] = set()
@@ -68,7 +77,7 @@ class HttpSource:
         if self.fastscore:
             routes.append(Route(ROUND_TRIP_PATH, self._round_trip, methods=["POST"]))
         app = Starlette(routes=routes)
-        self._server = RunningServer(app, host=bind_host(), port=self.port)
+        self._server = RunningServer(app, host=self.host, port=self.port)
         try:
             await self._server.start()
         except OSError as exc:
