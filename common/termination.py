@@ -14,7 +14,7 @@ more. Its logs are for people; this record is the status channel no supervisor n
 
 Does file I/O: `write_termination` writes in place (a rename cannot replace a mounted file such
 as `/dev/termination-log`), at most `LIMIT` bytes (the kubelet keeps 4096); `read_termination`
-reads one back. Without the variable, writing does nothing.
+reads one back (at most `LIMIT` bytes). Without the variable, writing does nothing.
 """
 
 from __future__ import annotations
@@ -73,8 +73,16 @@ def write_termination(reason: str, message: str, **detail: Any) -> None:
 
 
 def read_termination(path: Path) -> TerminationRecord | None:
-    """The record at `path`, or None when there is none (or it is not a record)."""
+    """The record at `path`, or None when there is none (or it is not a record: empty, or longer
+    than any record `write_termination` writes; the process may write its file freely)."""
     try:
-        return TerminationRecord.model_validate_json(path.read_bytes())
-    except (OSError, ValidationError, ValueError):
+        with path.open("rb") as fh:
+            data = fh.read(LIMIT + 1)
+    except OSError:
+        return None
+    if len(data) > LIMIT:
+        return None
+    try:
+        return TerminationRecord.model_validate_json(data)
+    except (ValidationError, ValueError):
         return None

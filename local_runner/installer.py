@@ -14,6 +14,12 @@ Layout of a job's folder::
     flows/<name>.json          a flow's config (its logical endpoints resolved to loopback URLs)
     flows/<name>.log           its log (`<name>-<i>.log` per shard or replica, when several)
     flows/<name>.termination.json      why it stopped, with its final counters (per process)
+    tmp/                       HOME and TMPDIR of every process of the job (model downloads)
+
+Every process starts with an environment built from nothing (`local_runner.environment`: never
+the server's credentials), listens on loopback only, and runs in the bubblewrap sandbox when the
+installer is given one (`local_runner.sandbox`): there it may write only `tmp/`, its own
+termination record and the data roots.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from common.files import atomic_write
 from common.task_errors import TaskFailed
 from common.termination import TERMINATION_ENV
 from ir.values import Values
+from local_runner.environment import ChildEnv
 from local_runner.processes import (
     Kind,
     ProcessRecord,
@@ -55,8 +62,10 @@ from local_runner.processes import (
     write_table,
 )
 from local_runner.readiness import ServiceProbe, wait_ready
+from local_runner.sandbox import Sandbox
 
 TABLE_FILE = "processes.json"
+PRIVATE = "tmp"
 LOOPBACK = "127.0.0.1"
 
 
@@ -100,7 +109,8 @@ class LocalInstaller:
         callback_token: str | None,
         ready_timeout: float = 120.0,
         grace_period: float = 10.0,
-        env: Mapping[str, str] | None = None,
+        environment: ChildEnv | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.job_id = job_id
         self.job_dir = Path(job_dir)
@@ -108,7 +118,8 @@ class LocalInstaller:
         self.callback_token = callback_token
         self.ready_timeout = ready_timeout
         self.grace_period = grace_period
-        self._env = dict(env) if env is not None else None
+        self.environment = environment or ChildEnv(source=dict(os.environ))
+        self.sandbox = sandbox
         self._table = ProcessTable(job_id=job_id)
         self._watched: list[_Watched] = []
         self._ports: set[int] = set()
@@ -149,7 +160,7 @@ class LocalInstaller:
             raise TaskFailed("InstallFailed", f"The values are invalid: {exc}") from exc
         tekscore = find_tekscore()
         level = model.global_.log_level
-        for folder in ("services", "flows"):
+        for folder in ("services", "flows", PRIVATE):
             (self.job_dir / folder).mkdir(parents=True, exist_ok=True)
         self._table = ProcessTable(
             job_id=self.job_id, modes={f.name: f.mode for f in model.scoring_flows}
@@ -213,9 +224,16 @@ class LocalInstaller:
             count = flow.shards if flow.mode == "batch" else flow.replicas
             if flow.source.type == "http":
                 count = 1
+            secrets, missing = self.environment.secrets(raw.get("secrets", []))
+            if missing:
+                raise TaskFailed(
+                    "InstallFailed",
+                    f"Flow {flow.name!r} names secret keys the server does not have: "
+                    f"{', '.join(missing)} (TEKSCORE_SECRET_<NAME>_<KEY> or TEKSCORE_SECRETS_DIR).",
+                )
             for index in range(count):
                 metrics_port = free_port(self._ports)
-                env = self._flow_env(base)
+                env = {**self._flow_env(base), **secrets}
                 if flow.mode == "batch":
                     env["JOB_COMPLETION_INDEX"] = str(index)
                 command = [
@@ -246,16 +264,10 @@ class LocalInstaller:
         )
 
     def _base_env(self, level: str) -> dict[str, str]:
-        env = dict(os.environ if self._env is None else self._env)
-        for key in (
-            "TEKSCORE_CALLBACK_URL",
-            "TEKSCORE_CALLBACK_TOKEN",
-            "JOB_COMPLETION_INDEX",
-            TERMINATION_ENV,
-        ):
-            env.pop(key, None)
+        env = self.environment.base(self.job_dir / PRIVATE)
         env["TEKSCORE_LOG_FORMAT"] = "json"
         env["TEKSCORE_LOG_LEVEL"] = level
+        env["TEKSCORE_BIND_HOST"] = LOOPBACK  # metrics; an http source's IR host overrides it
         return env
 
     def _flow_env(self, base: Mapping[str, str]) -> dict[str, str]:
@@ -286,7 +298,11 @@ class LocalInstaller:
     ) -> _Watched:
         log = self.log_path(kind, name if shard is None else f"{name}-{shard}")
         said = log.with_suffix(".termination.json")
-        said.unlink(missing_ok=True)
+        said.write_bytes(b"")  # no record of an earlier run; it exists for the sandbox to show
+        if self.sandbox is not None:
+            command = self.sandbox.wrap(
+                command, job_dir=self.job_dir, private=self.job_dir / PRIVATE, writable=[said]
+            )
         popen = spawn(
             command=command,
             log=log,

@@ -50,3 +50,13 @@ def test_no_variable_no_file_and_junk_reads_as_none(
     assert read_termination(tmp_path / "absent.json") is None
     (tmp_path / "junk.json").write_text('{"message": "no reason"}')
     assert read_termination(tmp_path / "junk.json") is None
+
+
+def test_a_file_longer_than_any_record_is_not_read_whole(tmp_path: Path) -> None:
+    """The process writes its own record file (inside the sandbox too): a huge one is no record,
+    and the supervisor reads no more than a record's size of it."""
+    path = tmp_path / "huge.json"
+    path.write_text('{"reason": "Completed", "message": "' + "x" * (4 * LIMIT) + '"}')
+    assert read_termination(path) is None
+    path.write_bytes(b"")
+    assert read_termination(path) is None
