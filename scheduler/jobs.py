@@ -366,11 +366,14 @@ class JobService:
     async def record_report(
         self, job_id: str, flow: str, report: FlowReport, *, final: bool
     ) -> JobRecord:
-        """Store a flow's counters (progress, or one shard's completion); decides nothing."""
+        """Store a flow's counters (progress, or one shard's completion); decides nothing.
+        `JobFinished` (409) when the job has ended: a finished job is what it was."""
         async with self._locks[job_id]:
             job = await self.get(job_id)
             if flow not in job.flows:
                 raise JobNotFound(f"{job_id}/flows/{flow}")
+            if job.state.finished:
+                raise JobFinished(job.public())
             job = with_report(job, flow, report, final=final)
             await self.store.save(job)
         self._backend().observe(job)

@@ -683,6 +683,8 @@ class TektonJobs:
             job = self._record(run, self._taskruns_cached(job_id))
             if flow not in job.flows:
                 raise JobNotFound(f"{job_id}/flows/{flow}")
+            if job.state.finished:  # a finished PipelineRun is immutable, and so is its job
+                raise JobFinished(job.public())
             job = with_report(job, flow, report, final=final)
             doc = {
                 "flows": {k: v.model_dump(mode="json") for k, v in job.flows.items()},

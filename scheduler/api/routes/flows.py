@@ -19,6 +19,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No token."},
     403: {"model": Problem, "description": "Neither this job's callback token nor an admin token."},
     404: {"model": Problem, "description": "No such job or flow."},
+    409: {"model": JobPublic, "description": "The job has ended: it takes no more reports."},
 }
 
 
