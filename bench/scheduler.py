@@ -124,11 +124,15 @@ class Server:
 
 
 def scheduler_env(home: Path) -> dict[str, str]:
+    """The server's environment: the run's temporary folder (IR, model, records; the home is
+    inside it, which the rules exclude) is its data root and code source."""
     return {
         **os.environ,
         "TEKSCORE_HOME": str(home),
         "TEKSCORE_API_TOKENS": TOKEN,
         "TEKSCORE_SECRET": "bench-secret",
+        "TEKSCORE_DATA_ROOTS": str(home.parent),
+        "TEKSCORE_CODE_SOURCES": str(home.parent),
     }
 
 

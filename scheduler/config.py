@@ -14,11 +14,12 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ir.access import Access
 from scheduler.auth import Role, parse_tokens
 
 
@@ -100,6 +101,71 @@ class Settings(BaseSettings):
         "python scoring service's replicas.",
     )
 
+    # what a job may touch (docs/security.md): checked at pre-processing, held by the sandbox
+    data_roots: Annotated[list[Path] | None, NoDecode] = Field(
+        default=None,
+        description="Folders a job's files may be in (`:`-separated in the environment). Unset: "
+        "none on the local backend, no rule on the tekton backend (pods see their volumes).",
+    )
+    code_sources: Annotated[list[str] | None, NoDecode] = Field(
+        default=None,
+        description="Where python models, pickles and python steps may load from: folders and "
+        "http(s):// or s3:// URL prefixes (comma-separated in the environment). Unset: none on "
+        "the local backend, no rule on the tekton backend.",
+    )
+    allow_bind: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses besides loopback an http source may listen on (comma-separated).",
+    )
+    secret_allow: str = Field(
+        default="",
+        description="SELECTOR=secret,secret;... (selector: a pipeline name, a job label KEY:VALUE "
+        "or *): the secrets a pipeline may name. Unset: any.",
+    )
+    child_env: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Names of server environment variables every job process also gets "
+        "(comma-separated), e.g. AWS_REGION,HTTPS_PROXY.",
+    )
+    secrets_dir: Path | None = Field(
+        default=None,
+        description="Folder of secret files <name>/<key> for secretRefs (local backend), besides "
+        "TEKSCORE_SECRET_<NAME>_<KEY> variables.",
+    )
+    sandbox: Literal["required", "auto", "off"] = Field(
+        default="auto",
+        description="Run local job processes in bubblewrap: required (refuse to start without "
+        "bwrap), auto (when present), off.",
+    )
+    max_running_jobs: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Jobs running at once on the local backend; more wait PENDING, oldest first.",
+    )
+    max_server_processes: int = Field(
+        default=128,
+        ge=1,
+        description="Processes of all running jobs together on the local backend (flows' shards "
+        "and replicas, python services); a job that does not fit waits PENDING.",
+    )
+
+    @field_validator("data_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        return [p for p in value.split(":") if p] if isinstance(value, str) else value
+
+    @field_validator("code_sources", "allow_bind", "child_env", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        return (
+            [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+        )
+
+    @model_validator(mode="after")
+    def _access_syntax(self) -> Settings:
+        self.access()  # a ValueError names the bad data root, code source or allow-list entry
+        return self
+
     @field_validator("api_tokens", mode="after")
     @classmethod
     def _token_syntax(cls, value: str) -> str:
@@ -119,6 +185,21 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    def access(self) -> Access:
+        """The rules pre-processing checks each job against (`ir.access`). The local backend
+        allows nothing unconfigured and never the home folder; the tekton backend has no file
+        or code rule unless one is configured (its jobs are pods)."""
+        local = self.backend == "local"
+        roots = self.data_roots if self.data_roots is not None else ([] if local else None)
+        code = self.code_sources if self.code_sources is not None else ([] if local else None)
+        return Access.build(
+            data_roots=roots,
+            code_sources=code,
+            home=self.home if local else None,
+            allow_bind=self.allow_bind,
+            secret_allow=self.secret_allow,
+        )
 
     def tokens(self) -> Mapping[str, Role]:
         """The API bearer tokens and their roles; empty means no auth (and loopback only)."""

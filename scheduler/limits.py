@@ -1,10 +1,12 @@
 """The limits of one request and one job, and pre-processing a request within them.
 
-Pure (pre-processing is CPU only). The server's settings give each limit and the setting that
-changes it (`JobLimits.from_settings`); `render_within` pre-processes a start or validate
-request with the documents limit, then checks the job it describes: flows, shards, replicas and
-processes. Every limit passed is one 422 issue naming the limit and its setting. The body-size
-limit is applied before any of this, by the app (413). docs/security.md has the reasons.
+Pure (pre-processing is CPU only; the access rules resolve paths on the file system). The
+server's settings give each limit and the setting that changes it (`JobLimits.from_settings`);
+`render_within` pre-processes a start or validate request with the documents limit and the
+server's access rules (`ir.access`: data roots, code sources, bind addresses, secrets), then
+checks the job it describes: flows, shards, replicas and processes. Every limit passed is one
+422 issue naming the limit and its setting. The body-size limit is applied before any of this,
+by the app (413). docs/security.md has the reasons.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ir import IRValidationError, Issue, JobBundle, Rendered, render_bundle
+from ir import Access, IRValidationError, Issue, JobBundle, Rendered, render_bundle
 from ir.limits import Limit
 from scheduler.config import Settings
 
@@ -21,13 +23,15 @@ _WHERE = "<job>"
 
 @dataclass(frozen=True)
 class JobLimits:
-    """What one request and one job may hold."""
+    """What one request and one job may hold, and what the job may touch."""
 
     documents: Limit
     flows: Limit
     shards: Limit
     replicas: Limit
     processes: Limit
+    server_processes: Limit | None = None
+    access: Access | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobLimits:
@@ -37,7 +41,25 @@ class JobLimits:
             shards=Limit(settings.max_shards, "TEKSCORE_MAX_SHARDS"),
             replicas=Limit(settings.max_replicas, "TEKSCORE_MAX_REPLICAS"),
             processes=Limit(settings.max_processes, "TEKSCORE_MAX_PROCESSES"),
+            # the local backend runs jobs' processes on this machine, within one budget
+            server_processes=Limit(settings.max_server_processes, "TEKSCORE_MAX_SERVER_PROCESSES")
+            if settings.backend == "local"
+            else None,
+            access=settings.access(),
         )
+
+
+def job_processes(values: dict[str, Any]) -> int:
+    """The processes (pods on Kubernetes) a job of this values file runs: each flow's shards
+    (batch) or replicas (streaming), each python service's replicas."""
+    flows: list[dict[str, Any]] = values.get("scoringFlows", [])
+    services: list[dict[str, Any]] = values.get("scoringServices", [])
+    count = 0
+    for flow in flows:
+        count += int(flow.get("shards", 1) if flow["mode"] == "batch" else flow.get("replicas", 1))
+    for service in services:
+        count += int(service.get("replicas", 1)) if service["runtime"] == "python" else 0
+    return count
 
 
 def job_issues(values: dict[str, Any], limits: JobLimits) -> list[Issue]:
@@ -49,10 +71,8 @@ def job_issues(values: dict[str, Any], limits: JobLimits) -> list[Issue]:
         issues.append(
             Issue(_WHERE, None, ("scoringFlows",), limits.flows.message("flows", len(flows)))
         )
-    processes = 0
     for flow in flows:
         name, shards, replicas = flow["name"], flow.get("shards", 1), flow.get("replicas", 1)
-        processes += shards if flow["mode"] == "batch" else replicas
         if shards > limits.shards.value:
             where = ("scoringFlows", name, "shards")
             issues.append(Issue(_WHERE, None, where, limits.shards.message("shards", shards)))
@@ -63,13 +83,23 @@ def job_issues(values: dict[str, Any], limits: JobLimits) -> list[Issue]:
         if service["runtime"] == "external":
             continue
         replicas = service.get("replicas", 1)
-        processes += replicas
         if replicas > limits.replicas.value:
             where = ("scoringServices", service["name"], "replicas")
             issues.append(Issue(_WHERE, None, where, limits.replicas.message("replicas", replicas)))
+    processes = job_processes(values)
     if processes > limits.processes.value:
         issues.append(
             Issue(_WHERE, None, (), limits.processes.message("processes of the job", processes))
+        )
+    server = limits.server_processes
+    if server is not None and processes > server.value:  # it could never start
+        issues.append(
+            Issue(
+                _WHERE,
+                None,
+                (),
+                server.message("processes the server runs at once for all its jobs", processes),
+            )
         )
     return issues
 
@@ -79,7 +109,7 @@ def render_within(bundle: JobBundle, limits: JobLimits | None) -> Rendered:
     (of the IR, or every limit passed). Without limits, as `render_bundle`."""
     if limits is None:
         return render_bundle(bundle)
-    rendered = render_bundle(bundle, max_documents=limits.documents)
+    rendered = render_bundle(bundle, max_documents=limits.documents, access=limits.access)
     issues = job_issues(rendered.values, limits)
     if issues:
         raise IRValidationError(issues)

@@ -56,7 +56,7 @@ def lock_home(home: Path) -> IO[str]:
 def make_backend(settings: Settings, service: JobService) -> Backend:
     """The configured backend."""
     if settings.backend == "local":
-        from scheduler.backends.local import LocalBackend
+        from scheduler.backends.local import LocalBackend, job_environment, job_sandbox
 
         return LocalBackend(
             service=service,
@@ -65,6 +65,10 @@ def make_backend(settings: Settings, service: JobService) -> Backend:
             secret=settings.secret_bytes(),
             grace_period=settings.grace_period,
             ready_timeout=settings.ready_timeout,
+            environment=job_environment(settings),
+            sandbox=job_sandbox(settings),
+            max_running_jobs=settings.max_running_jobs,
+            max_server_processes=settings.max_server_processes,
         )
     raise RuntimeError(
         f"backend {settings.backend!r} has no job service backend: the tekton backend is "

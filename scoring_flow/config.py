@@ -82,6 +82,7 @@ class RuntimeSettings:
     log_format: str = "json"
     progress_interval: float = 2.0
     ready_timeout: float = 120.0
+    completion_retry: float = 60.0
     shard_index: int = 0
 
     @classmethod
@@ -102,6 +103,7 @@ class RuntimeSettings:
             log_format=fmt,
             progress_interval=_positive_float(env, "TEKSCORE_PROGRESS_INTERVAL", 2.0),
             ready_timeout=_positive_float(env, "TEKSCORE_READY_TIMEOUT", 120.0),
+            completion_retry=_positive_float(env, "TEKSCORE_COMPLETION_RETRY_SECONDS", 60.0),
             shard_index=_index(env),
         )
 

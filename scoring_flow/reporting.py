@@ -3,8 +3,9 @@
 Does network I/O (httpx) when `TEKSCORE_CALLBACK_URL` is set; otherwise only logs. Requests:
 `POST {url}/api/v1/jobs/{job}/flows/{flow}/progress|complete` with `Authorization: Bearer
 <TEKSCORE_CALLBACK_TOKEN>` and the body `report_body(...)`. Completion is retried with
-exponential backoff (tenacity) for up to a minute; progress is best effort (the next tick
-carries newer numbers anyway).
+exponential backoff (tenacity) for up to a minute (`TEKSCORE_COMPLETION_RETRY_SECONDS`); then
+the flow's termination record, with its final counters, is what the scheduler reads after a
+restart. Progress is best effort (the next tick carries newer numbers anyway).
 """
 
 from __future__ import annotations

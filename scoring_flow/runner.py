@@ -119,6 +119,7 @@ class FlowRunner:
                 flow=self.flow.name,
                 shards=self.flow.shards,
                 counters=self.counters,
+                complete_budget=self.settings.completion_retry,
             ) as reporter:
                 return await self._run_reported(reporter)
         finally:

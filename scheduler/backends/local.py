@@ -9,11 +9,17 @@ the one place that decides), after adding the counters of flows whose completion
 came from their termination records. A scheduler restart re-attaches to the live processes of
 running jobs, or fails the job with reason `scheduler-restarted` and cleans up: no job is ever
 forgotten.
+
+At most `max_running_jobs` jobs run at once, and their processes together stay within
+`max_server_processes`: a job that does not fit waits PENDING in a queue, oldest first, and
+starts when others finish (a job at the head waits for room rather than be overtaken). The queue
+is the PENDING jobs of the store, so a restart keeps it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -21,9 +27,13 @@ from typing import Any
 import structlog
 
 from common.task_errors import TaskFailed
+from local_runner.environment import ChildEnv
 from local_runner.installer import FlowReport, LocalInstaller
+from local_runner.sandbox import Sandbox, detect, python_paths
 from scheduler.auth import callback_token
+from scheduler.config import Settings
 from scheduler.jobs import Completion, JobService
+from scheduler.limits import job_processes
 from scheduler.schemas import BackendInfo, JobRecord
 from scheduler.schemas import FlowReport as FlowCounters
 from scheduler.states import Event, State
@@ -31,6 +41,33 @@ from scheduler.states import Event, State
 log = structlog.get_logger("scheduler.local")
 
 RESTARTED = "scheduler-restarted"
+
+
+def job_environment(settings: Settings) -> ChildEnv:
+    """What the server's environment lends its jobs' processes (`local_runner.environment`)."""
+    return ChildEnv(
+        source=dict(os.environ),
+        names=tuple(settings.child_env),
+        secrets_dir=None if settings.secrets_dir is None else str(settings.secrets_dir),
+    )
+
+
+def job_sandbox(settings: Settings) -> Sandbox | None:
+    """The bubblewrap sandbox of `--sandbox`, or None (`off`, or `auto` without a working
+    bwrap: one warning line). Raises `SandboxUnavailable` for `required` without one."""
+    bwrap, warning = detect(settings.sandbox)
+    if warning is not None:
+        log.warning("no sandbox for job processes", why=warning)
+    if bwrap is None:
+        return None
+    access = settings.access()
+    return Sandbox(
+        bwrap=bwrap,
+        home=settings.home,
+        data_roots=access.data_roots or (),
+        code_folders=access.code_folders or (),
+        python=python_paths(),
+    )
 
 
 class LocalBackend:
@@ -47,8 +84,22 @@ class LocalBackend:
         secret: bytes,
         grace_period: float = 10.0,
         ready_timeout: float = 120.0,
+        environment: ChildEnv | None = None,
+        sandbox: Sandbox | None = None,
+        max_running_jobs: int = 1_000_000,
+        max_server_processes: int = 1_000_000,
     ) -> None:
         self.service = service
+        self.environment = environment
+        self.sandbox = sandbox
+        self.max_running_jobs = max_running_jobs
+        self.max_server_processes = max_server_processes
+        self._queue: list[str] = []  # PENDING jobs waiting for room, oldest first
+        self._holding: dict[str, int] = {}  # jobs whose processes run (or may): how many
+        self._pumping = asyncio.Lock()
+        self._pumps: set[asyncio.Task[None]] = set()
+        self._told: set[str] = set()  # queued jobs whose wait was logged
+        self._closing = False
         self.jobs_dir = home / "jobs"
         self.base_url = base_url
         self.secret = secret
@@ -72,17 +123,76 @@ class LocalBackend:
             callback_token=callback_token(self.secret, job_id),
             ready_timeout=self.ready_timeout,
             grace_period=self.grace_period,
+            environment=self.environment,
+            sandbox=self.sandbox,
         )
 
     async def start(self, job: JobRecord) -> None:
-        self._spawn(job.id, self._run(job.id, self._installer(job.id), resume_wait=False))
+        """Queue the job; it starts at once when there is room."""
+        async with self._pumping:
+            self._queue.append(job.id)
+        await self._pump()
 
-    def _spawn(self, job_id: str, coro: Coroutine[Any, Any, None]) -> None:
+    async def _pump(self) -> None:
+        """Start queued jobs, oldest first, while they fit."""
+        async with self._pumping:
+            while self._queue and not self._closing:
+                job_id = self._queue[0]
+                need = await self._processes(job_id)
+                running, used = len(self._holding), sum(self._holding.values())
+                if running >= self.max_running_jobs or (
+                    running and used + need > self.max_server_processes
+                ):
+                    if job_id not in self._told:
+                        self._told.add(job_id)
+                        log.info(
+                            "job queued",
+                            job_id=job_id,
+                            queued=len(self._queue),
+                            running_jobs=running,
+                            running_processes=used,
+                            processes=need,
+                        )
+                    return
+                self._queue.pop(0)
+                self._told.discard(job_id)
+                self._spawn(
+                    job_id, self._run(job_id, self._installer(job_id), resume_wait=False), need
+                )
+
+    async def _processes(self, job_id: str) -> int:
+        try:
+            return job_processes(await self.service.rendered(job_id))
+        except Exception:  # its install task will say what is wrong with it
+            log.exception("job processes unknown", job_id=job_id)
+            return 1
+
+    def _spawn(
+        self, job_id: str, coro: Coroutine[Any, Any, None], holding: int | None = None
+    ) -> None:
+        """Run a job's task; with `holding`, the job holds that many processes until it ends."""
+        if holding is not None:
+            self._holding[job_id] = holding
         task = asyncio.create_task(coro)
         self._runners[job_id] = task
-        task.add_done_callback(lambda _: self._runners.pop(job_id, None))
+        task.add_done_callback(lambda _: self._ended(job_id))
+
+    def _ended(self, job_id: str) -> None:
+        self._runners.pop(job_id, None)
+        if self._holding.pop(job_id, None) is not None and not self._closing:
+            pump = asyncio.get_running_loop().create_task(self._pump())
+            self._pumps.add(pump)
+            pump.add_done_callback(self._pumps.discard)
 
     async def stop(self, job_id: str) -> None:
+        async with self._pumping:
+            queued = job_id in self._queue
+            if queued:
+                self._queue.remove(job_id)
+                self._told.discard(job_id)
+        if queued:  # cancelled while waiting: nothing to stop, its finally task ends it
+            self._spawn(job_id, self._finally_only(job_id, self._installer(job_id)))
+            return
         phase = self._phases.get(job_id)
         if phase is not None and not phase.done():
             phase.cancel()
@@ -169,13 +279,14 @@ class LocalBackend:
         }
 
     async def recover(self, jobs: list[JobRecord]) -> None:
-        """Pick up the unfinished jobs of a previous run of the scheduler."""
+        """Pick up the unfinished jobs of a previous run of the scheduler (oldest first): the
+        PENDING ones queue again in their order, after the jobs that still hold processes."""
         for job in jobs:
             bound = log.bind(job_id=job.id, state=str(job.state))
             installer = self._installer(job.id)
             if job.state == State.PENDING:
-                bound.info("job resumed: starting")
-                self._spawn(job.id, self._run(job.id, installer, resume_wait=False))
+                bound.info("job resumed: queued")
+                self._queue.append(job.id)
             elif job.state == State.INSTALLING:
                 bound.warning("job failed: the scheduler restarted during its install task")
                 await self._restarted(
@@ -197,10 +308,12 @@ class LocalBackend:
                 else:
                     bound.info("job re-attached to its processes")
                     self.observe(job)
-                    self._spawn(job.id, self._run(job.id, attached, resume_wait=True))
+                    need = await self._processes(job.id)
+                    self._spawn(job.id, self._run(job.id, attached, resume_wait=True), need)
             elif job.state == State.STOPPING:
                 bound.info("job resumed: running its finally task again")
                 self._spawn(job.id, self._finally_only(job.id, installer))
+        await self._pump()
 
     async def _restarted(
         self, job_id: str, event: Event, what: str, installer: LocalInstaller
@@ -222,8 +335,10 @@ class LocalBackend:
         await self.service.transition(job_id, Event.FINALLY_DONE)
 
     async def close(self) -> None:
-        """Leave running jobs running (a restart re-attaches); stop watching them."""
-        for task in [*self._phases.values(), *self._runners.values()]:
+        """Leave running jobs running (a restart re-attaches) and queued jobs PENDING (a restart
+        queues them again); stop watching them."""
+        self._closing = True
+        for task in [*self._phases.values(), *self._runners.values(), *self._pumps]:
             task.cancel()
         if self._runners:
             await asyncio.wait(list(self._runners.values()), timeout=5)

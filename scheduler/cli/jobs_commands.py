@@ -20,6 +20,7 @@ import typer
 
 from scheduler.cli.ir_commands import Channels, Params, Paths, parse_params
 from scheduler.cli.output import EXIT_FAILED, Output, OutputOpt, emit, error, exit_code
+from scheduler.cli.serve import CodeSources, DataRoots
 
 if TYPE_CHECKING:
     from scheduler.client import Client
@@ -207,23 +208,29 @@ def run(
     token: Token = None,
     home: Annotated[Path | None, typer.Option(help="State folder of the embedded server.")] = None,
     channels: Channels = None,
+    data_root: DataRoots = None,
+    code_source: CodeSources = None,
 ) -> None:
     """Run a job to its end with live progress.
 
     Exits 0 succeeded, 1 failed, 3 cancelled. Without --server an embedded scheduling server
     (local backend) runs it in this process, with the channel registry `--channels` (a server
-    given by --server has its own).
+    given by --server has its own). Its jobs may read and write files, and load python models
+    and steps, in the folders of the IR given (and in --data-root, --code-source).
     """
     if server is not None:
         with client(server, token) as c:
             job = _run_with(c, paths, param, name, label)
     else:
         from common.logs import configure_logging
-        from scheduler.cli.serve import EmbeddedServer, build_settings
+        from scheduler.cli.serve import EmbeddedServer, build_settings, embedded_settings
 
         configure_logging("warning")
-        settings = build_settings(home=home, channels=channels).model_copy(
-            update={"log_level": "warning"}
+        settings = embedded_settings(
+            build_settings(
+                home=home, channels=channels, data_roots=data_root, code_sources=code_source
+            ),
+            paths,
         )
         with EmbeddedServer(settings) as embedded, client(embedded.url, None) as c:
             job = _run_with(c, paths, param, name, label)

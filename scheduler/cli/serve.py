@@ -18,6 +18,22 @@ if TYPE_CHECKING:
 
     from scheduler.config import Settings
 
+DataRoots = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--data-root",
+        help="A folder jobs may read and write files in (repeatable) [TEKSCORE_DATA_ROOTS].",
+    ),
+]
+CodeSources = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--code-source",
+        help="A folder or URL prefix python models, pickles and python steps may load from "
+        "(repeatable) [TEKSCORE_CODE_SOURCES]. Lets submitters run code as the job's user.",
+    ),
+]
+
 
 def build_settings(
     *,
@@ -27,8 +43,14 @@ def build_settings(
     backend: str | None = None,
     channels: Path | None = None,
     globals_file: Path | None = None,
+    data_roots: list[Path] | None = None,
+    code_sources: list[str] | None = None,
+    allow_bind: list[str] | None = None,
+    sandbox: str | None = None,
 ) -> Settings:
-    """Settings from the environment with the given flags on top; loopback-only without tokens."""
+    """Settings from the environment with the given flags on top; loopback-only without tokens.
+    Repeatable flags (`--data-root`, `--code-source`, `--allow-bind`) replace the environment's
+    list when given."""
     import structlog
 
     from scheduler.config import Settings, is_loopback
@@ -42,6 +64,10 @@ def build_settings(
             "backend": backend,
             "channels": channels,
             "TEKSCORE_GLOBALS": globals_file,
+            "data_roots": data_roots or None,
+            "code_sources": code_sources or None,
+            "allow_bind": allow_bind or None,
+            "sandbox": sandbox,
         }.items()
         if v is not None
     }
@@ -53,6 +79,18 @@ def build_settings(
         )
         settings = settings.model_copy(update={"host": "127.0.0.1"})
     return settings
+
+
+def embedded_settings(settings: Settings, paths: list[Path]) -> Settings:
+    """The settings of `tekscore run`'s embedded server: the folders of the IR it was given
+    (a folder itself, a file's folder) are data roots and code sources, besides those
+    configured; the person who runs it owns both the IR and the machine."""
+    folders = [p.resolve() if p.is_dir() else p.resolve().parent for p in paths]
+    roots = list(dict.fromkeys([*(settings.data_roots or []), *folders]))
+    code = list(dict.fromkeys([*(settings.code_sources or []), *map(str, folders)]))
+    return settings.model_copy(
+        update={"log_level": "warning", "data_roots": roots, "code_sources": code}
+    )
 
 
 def uvicorn_config(settings: Settings) -> uvicorn.Config:
@@ -114,12 +152,32 @@ def serve(
     ] = None,
     channels: Annotated[Path | None, typer.Option(help="Channel registry folder.")] = None,
     globals_file: Annotated[Path | None, typer.Option("--globals", help="Globals file.")] = None,
+    data_root: DataRoots = None,
+    code_source: CodeSources = None,
+    allow_bind: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An address besides loopback an http source may listen on (repeatable) "
+            "[TEKSCORE_ALLOW_BIND]."
+        ),
+    ] = None,
+    sandbox: Annotated[
+        Literal["required", "auto", "off"] | None,
+        typer.Option(
+            help="Run job processes in bubblewrap: required, auto (when bwrap is installed), "
+            "off [auto]."
+        ),
+    ] = None,
 ) -> None:
     """Run the scheduling server.
 
-    API tokens: TEKSCORE_API_TOKENS; callback secret: TEKSCORE_SECRET; web view at /ui. Exits 2
-    when the settings are invalid, 3 when the server cannot start (uvicorn's start-up failure:
-    e.g. its state database cannot be opened).
+    API tokens: TEKSCORE_API_TOKENS; callback secret: TEKSCORE_SECRET; web view at /ui. Jobs
+    reach no file until --data-root says where data lives, and run no code of their own
+    (python models and steps, pickled models) until --code-source says where it may come from:
+    allowing a code source lets whoever may submit run code as the job's user
+    (docs/security.md). Exits 2 when the settings are invalid (or --sandbox required without a
+    working bwrap), 3 when the server cannot start (uvicorn's start-up failure: e.g. its state
+    database cannot be opened).
     """
     import uvicorn
     from pydantic import ValidationError
@@ -135,6 +193,10 @@ def serve(
             backend=backend,
             channels=channels,
             globals_file=globals_file,
+            data_roots=data_root,
+            code_sources=code_source,
+            allow_bind=allow_bind,
+            sandbox=sandbox,
         )
     except ValidationError as exc:
         typer.echo(f"tekscore serve: {exc}", err=True)

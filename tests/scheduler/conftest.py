@@ -33,10 +33,16 @@ TEKSCORE = str(Path(sys.executable).parent / "tekscore")
 
 
 class Scheduler:
-    """A `tekscore serve` subprocess; `restart` keeps its port, home and secret."""
+    """A `tekscore serve` subprocess; `restart` keeps its port, home and secret. `data_root` is
+    its data root and code source (the tests' temporary folders: IR, models and records)."""
 
     def __init__(
-        self, home: Path, *, tokens: str = TOKEN, extra_env: dict[str, str] | None = None
+        self,
+        home: Path,
+        *,
+        tokens: str = TOKEN,
+        extra_env: dict[str, str] | None = None,
+        data_root: Path | None = None,
     ) -> None:
         self.home = home
         self.port = free_port()
@@ -47,6 +53,11 @@ class Scheduler:
             "TEKSCORE_API_TOKENS": tokens,
             "TEKSCORE_SECRET": "test-secret",
             "TEKSCORE_GRACE_PERIOD": "3",
+            **(
+                {"TEKSCORE_DATA_ROOTS": str(data_root), "TEKSCORE_CODE_SOURCES": str(data_root)}
+                if data_root is not None
+                else {}
+            ),
             **(extra_env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -143,7 +154,9 @@ class Scheduler:
 def scheduler(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scheduler]:
     """A real server; `TEKSCORE_API_TOKENS` is `TOKEN` (admin) unless a test parametrizes this
     fixture indirectly with its own value."""
-    server = Scheduler(tmp_path / "home", tokens=getattr(request, "param", TOKEN))
+    server = Scheduler(
+        tmp_path / "home", tokens=getattr(request, "param", TOKEN), data_root=tmp_path
+    )
     server.start()
     yield server
     server.close()
@@ -256,7 +269,12 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     """The app with its lifespan (SQLite store under tmp), `InstantRunner` as its backend, and
     an httpx client over ASGITransport sending the API token."""
     settings = Settings(
-        home=tmp_path / "home", api_tokens=TOKEN, secret="test-secret", log_level="warning"
+        home=tmp_path / "home",
+        api_tokens=TOKEN,
+        secret="test-secret",
+        log_level="warning",
+        data_roots=[tmp_path],
+        code_sources=[str(tmp_path)],
     )
     app = create_app(settings, runner=lambda _settings, service: InstantRunner(service))
     root = logging.getLogger()

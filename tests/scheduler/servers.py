@@ -12,11 +12,13 @@ from tests.scheduler.conftest import Scheduler
 
 
 def module_server(name: str, **options: Any) -> Any:
-    """A module-scoped fixture: a `Scheduler` (its `options`: tokens, extra_env) in a fresh
-    home, started for the module's first test and stopped after its last."""
+    """A module-scoped fixture: a `Scheduler` (its `options`: tokens, extra_env, data_root) in a
+    fresh home, started for the module's first test and stopped after its last. Its data root
+    and code source is the session's temporary folder (every test's `tmp_path`) unless given."""
 
     @pytest.fixture(scope="module")
     def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scheduler]:
+        options.setdefault("data_root", tmp_path_factory.getbasetemp())
         scheduler = Scheduler(tmp_path_factory.mktemp(name) / "home", **options)
         scheduler.start()
         yield scheduler

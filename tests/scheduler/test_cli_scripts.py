@@ -34,7 +34,9 @@ HEAVY = ("fastapi", "starlette", "uvicorn", "sklearn", "numpy", "ir", "scoring_s
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scheduler]:
     """One real scheduling server for the module (its jobs are independent of each other)."""
-    scheduler = Scheduler(tmp_path_factory.mktemp("cli") / "home")
+    scheduler = Scheduler(
+        tmp_path_factory.mktemp("cli") / "home", data_root=tmp_path_factory.getbasetemp()
+    )
     scheduler.start()
     yield scheduler
     scheduler.close()  # and its jobs' processes: one of them outlived the module before
