@@ -198,13 +198,16 @@ spec:
 class InstantRunner:
     """The backend of the in-process app: it runs each job's pipeline at once through the job
     service, as if install, wait and finally all succeeded immediately (no process); a cancel
-    before the end is honoured (the job then ends CANCELLED)."""
+    before the end is honoured (the job then ends CANCELLED). `hold` cleared keeps started jobs
+    RUNNING until it is set again."""
 
     kind = "local"
 
     def __init__(self, service: JobService) -> None:
         self.service = service
         self.tasks: set[asyncio.Task[None]] = set()
+        self.hold = asyncio.Event()
+        self.hold.set()
 
     def info(self, job_id: str) -> BackendInfo:
         return BackendInfo(kind="local", release=job_id)
@@ -217,6 +220,7 @@ class InstantRunner:
     async def _run(self, job_id: str) -> None:
         if await self.service.transition(job_id, Event.INSTALL_STARTED) is not None:
             await self.service.transition(job_id, Event.INSTALLED)
+            await self.hold.wait()
             await self.service.complete(job_id, by="wait task", processes_done=True)
         await self.service.transition(job_id, Event.FINALLY_DONE)
 
@@ -242,8 +246,15 @@ class InstantRunner:
 class Api:
     """The scheduling server's app in this process, and a client of it (API token set)."""
 
-    def __init__(self, app: Any, http: httpx.AsyncClient, anonymous: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        app: Any,
+        http: httpx.AsyncClient,
+        anonymous: httpx.AsyncClient,
+        runner: InstantRunner,
+    ) -> None:
         self.app = app
+        self.runner = runner
         self.http = http
         self.anonymous = anonymous  # no token: each request brings its own, or none
 
@@ -276,7 +287,13 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         data_roots=[tmp_path],
         code_sources=[str(tmp_path)],
     )
-    app = create_app(settings, runner=lambda _settings, service: InstantRunner(service))
+    runners: list[InstantRunner] = []
+
+    def runner(_settings: Settings, service: JobService) -> InstantRunner:
+        runners.append(InstantRunner(service))
+        return runners[-1]
+
+    app = create_app(settings, runner=runner)
     root = logging.getLogger()
     handlers, level, config = root.handlers[:], root.level, structlog.get_config()
     try:
@@ -291,7 +308,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
                 transport=httpx.ASGITransport(app=app), base_url="http://scheduler.test"
             ) as anonymous,
         ):
-            yield Api(app, http, anonymous)
+            yield Api(app, http, anonymous, runners[-1])
     finally:  # the lifespan configured logging for the process: put it back
         root.handlers[:] = handlers
         root.setLevel(level)

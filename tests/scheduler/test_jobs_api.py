@@ -106,6 +106,7 @@ async def test_wrong_or_missing_tokens_are_refused(api: Api):
 
 
 async def test_a_callback_token_works_for_its_own_job_only(api: Api, iris: Path):
+    api.runner.hold.clear()  # both jobs stay RUNNING: a finished job refuses reports (409)
     a = await api.start_job([iris / "model.yaml", iris / "batch.yaml"])
     b = await api.start_job(
         [iris / "model.yaml", iris / "batch.yaml"], parameters={"output": "output/b.jsonl"}
@@ -142,6 +143,7 @@ async def test_a_callback_token_works_for_its_own_job_only(api: Api, iris: Path)
     assert (
         await anon.get(f"/api/v1/jobs/{a['id']}", headers={"Authorization": f"Bearer {token_a}"})
     ).status_code == 403
+    api.runner.hold.set()
     for job in (a, b):
         await api.wait_for(job["id"], {"SUCCEEDED"})
 
