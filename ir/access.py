@@ -7,8 +7,9 @@ Pure logic on the rendered job, except that paths are resolved on the file syste
 root that leads out of it is refused. Every refusal is an `Issue` at the place in the IR that
 wrote the path (file:line), naming the path, what is allowed, and the setting that changes it.
 
-The one place that says what counts as code: `is_code_model` (python modules, and pickles:
-`sklearn` models are joblib files, which run code when loaded) and python steps. Another loader
+The one place that says what counts as code: `is_code_model` (python modules; pickles:
+`sklearn` models are joblib files, which run code when loaded; TensorFlow SavedModels) and
+python steps. Another loader
 of user code asks `Access.code_problem` for its URI.
 """
 
@@ -27,8 +28,11 @@ from ir.collect import Collected
 from ir.errors import Issue, Loc
 from ir.lookup import CHANNEL_FIELDS, ResolvedFlow
 
-CODE_MODEL_TYPES = frozenset({"python", "sklearn"})
-"""Model types whose loading runs the model file's code (a module; a pickle)."""
+CODE_MODEL_TYPES = frozenset({"python", "sklearn", "tensorflow"})
+"""Model types whose loading runs code the model's files bring: a module (and a Racetrack job's
+requirements); a pickle; a SavedModel, whose graph may hold any TensorFlow op, file reads and
+writes included (TensorFlow's SECURITY.md: "models are programs"). XGBoost and LightGBM native
+files, PMML and ONNX are data to their evaluators."""
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -37,6 +41,7 @@ CODE_SOURCES = "TEKSCORE_CODE_SOURCES"
 ALLOW_BIND = "TEKSCORE_ALLOW_BIND"
 SECRET_ALLOW = "TEKSCORE_SECRET_ALLOW"  # noqa: S105 (a setting's name)
 URL_SCHEMES = ("http", "https", "s3")
+GIT_PREFIX = "git+"
 
 
 def is_code_model(model_type: str) -> bool:
@@ -185,7 +190,11 @@ class Access:
         return f"{how} outside the data roots ({roots}): setting {DATA_ROOTS}"
 
     def code_problem(self, uri: str) -> str | None:
-        """Why the code (a module, a pickle) behind `uri` may not be loaded, or None."""
+        """Why the code (a module, a pickle) behind `uri` may not be loaded, or None. Code from
+        git (`git+<remote>`) is the server's `gitServer` global's to allow, for every job
+        (`ir.globals.check_git_sources`): the git server is that code source."""
+        if uri.startswith(GIT_PREFIX):
+            return None
         path = local_path(uri)
         if path is not None:
             resolved = real(path)

@@ -4,7 +4,8 @@ Pure (it reads the mappings it is given; `ChildEnv.secrets` reads secret files t
 `common.secrets`). A child gets `PATH`, the locale (`LANG`, `LANGUAGE`, `LC_*`), `TZ`, `HOME` and
 `TMPDIR` (its job's private folder), the runtime knobs the children read that an operator sets
 for every job (`TEKSCORE_PROGRESS_INTERVAL`, `TEKSCORE_READY_TIMEOUT`,
-`TEKSCORE_COMPLETION_RETRY_SECONDS`, `TEKSCORE_S3_ENDPOINT_URL`), the variables the operator
+`TEKSCORE_COMPLETION_RETRY_SECONDS`, `TEKSCORE_S3_ENDPOINT_URL`, `TEKSCORE_VENV_CACHE` and pip's
+index settings for a python model's requirements), the variables the operator
 names (`TEKSCORE_CHILD_ENV`), and what the installer adds per process (log settings, its
 termination record, for flows their job id, callback URL and token, and the secrets their
 pipeline names). Nothing else of the server's: never its API tokens, its signing secret or other
@@ -22,8 +23,11 @@ from common.secrets import env_var_name, secret_value
 PASSED = (
     "PATH", "LANG", "LANGUAGE", "TZ",
     "TEKSCORE_PROGRESS_INTERVAL", "TEKSCORE_READY_TIMEOUT", "TEKSCORE_COMPLETION_RETRY_SECONDS",
-    "TEKSCORE_S3_ENDPOINT_URL",
+    "TEKSCORE_S3_ENDPOINT_URL", "TEKSCORE_VENV_CACHE",
+    "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_TRUSTED_HOST",
 )  # fmt: skip
+"""Passed when the server has them: the locale, and the knobs of the children's own runtime (a
+python model's requirements: the shared environment cache, where pip finds packages)."""
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 NEVER = frozenset({"TEKSCORE_API_TOKENS", "TEKSCORE_SECRET"})
 """Never passed on, even when an operator names them in `TEKSCORE_CHILD_ENV`."""

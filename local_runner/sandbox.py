@@ -49,6 +49,10 @@ class Sandbox:
     data_roots: tuple[Path, ...] = ()
     code_folders: tuple[Path, ...] = ()
     python: tuple[Path, ...] = ()
+    readable: tuple[Path, ...] = ()
+    """More folders shown read-only (pip's local package folder)."""
+    shared: tuple[Path, ...] = ()
+    """Folders every job may write (the shared environment cache of python models)."""
 
     def wrap(
         self,
@@ -70,9 +74,9 @@ class Sandbox:
         # later mounts cover earlier ones: the data roots come last, writable even inside a code
         # source or the Python install (`tekscore run`: the IR's folder is both a data root and
         # a code source; `make demo`: it is inside the editable install's source folder)
-        for path in _outermost([*self.python, *self.code_folders]):
+        for path in _outermost([*self.python, *self.code_folders, *self.readable]):
             args += _show(path, writable=False)
-        for path in self.data_roots:
+        for path in [*self.data_roots, *self.shared]:
             args += _show(path, writable=True)
         args += ["--tmpfs", str(self.home)]  # the state folder: nothing of it, then the job's
         args += ["--ro-bind", str(job_dir), str(job_dir)]

@@ -58,7 +58,7 @@ def job_processes(values: dict[str, Any]) -> int:
     for flow in flows:
         count += int(flow.get("shards", 1) if flow["mode"] == "batch" else flow.get("replicas", 1))
     for service in services:
-        count += int(service.get("replicas", 1)) if service["runtime"] == "python" else 0
+        count += int(service.get("replicas", 1)) if service["runtime"] != "external" else 0
     return count
 
 

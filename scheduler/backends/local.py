@@ -41,6 +41,7 @@ from scheduler.states import Event, State
 log = structlog.get_logger("scheduler.local")
 
 RESTARTED = "scheduler-restarted"
+VENV_CACHE = "TEKSCORE_VENV_CACHE"
 
 
 def job_environment(settings: Settings) -> ChildEnv:
@@ -61,12 +62,21 @@ def job_sandbox(settings: Settings) -> Sandbox | None:
     if bwrap is None:
         return None
     access = settings.access()
+    shared = []
+    cache = os.environ.get(VENV_CACHE)
+    if cache and Path(cache).is_absolute():  # python models' requirements, installed once
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        shared.append(Path(os.path.realpath(cache)))
+    links = os.environ.get("PIP_FIND_LINKS", "")
+    readable = [Path(os.path.realpath(p)) for p in links.split() if Path(p).is_absolute()]
     return Sandbox(
         bwrap=bwrap,
         home=settings.home,
         data_roots=access.data_roots or (),
         code_folders=access.code_folders or (),
         python=python_paths(),
+        readable=tuple(readable),
+        shared=tuple(shared),
     )
 
 

@@ -151,23 +151,24 @@ def test_code_models_need_a_code_source_and_data_models_a_data_root(land):
         "    - {name: graph, type: onnx, uri: file://m.onnx}\n"
         f"    - {{name: far, type: onnx, uri: 'file://{outside}/m.onnx'}}\n"
         "    - {name: remote, type: onnx, uri: 'https://models.example.com/m.onnx'}\n"
+        "    - {name: saved, type: tensorflow, uri: file://saved}\n"
+        "    - {name: booster, type: xgboost, uri: file://m.json}\n"
     )
-    steps = (
-        "["
-        + ", ".join(
-            f"{{type: score, model: {m}}}" for m in ("py", "pickle", "graph", "far", "remote")
-        )
-        + "]"
-    )
+    names = ("py", "pickle", "graph", "far", "remote", "saved", "booster")
+    steps = "[" + ", ".join(f"{{type: score, model: {m}}}" for m in names) + "]"
     found = [f.split(": ", 2) for f in problems(pipeline(models=models, steps=steps), access, root)]
     assert [(f[0], f[1]) for f in found] == [
         ("<dir>/p.yaml:6", "spec.models[0].uri"),
         ("<dir>/p.yaml:7", "spec.models[1].uri"),
         ("<dir>/p.yaml:9", "spec.models[3].uri"),
+        ("<dir>/p.yaml:11", "spec.models[5].uri"),
     ]
     assert "file://<dir>/m.py is not from a code source (none configured)" in found[0][2]
     assert "file://<dir>/m.joblib is not from a code source" in found[1][2]
     assert f"{outside}/m.onnx is outside the data roots (<dir>)" in found[2][2]
+    assert "file://<dir>/saved is not from a code source" in found[3][2]  # a graph of any ops
+    # code from git is the git server's to allow (ir.globals.check_git_sources), every job alike
+    assert access.code_problem("git+https://git.example.com/ml/a.git@main") is None
 
 
 def test_an_http_source_listens_on_loopback_unless_the_server_allows_another_address(land):

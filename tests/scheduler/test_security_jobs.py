@@ -20,6 +20,7 @@ import httpx
 import psutil
 import pytest
 
+from local_runner.environment import PASSED
 from local_runner.sandbox import find_bwrap
 from scheduler.auth import callback_token
 from tests.attacks import one_flow as pipeline
@@ -280,8 +281,10 @@ def test_a_python_step_sees_only_its_own_environment(server, spied):
     for name in ("TEKSCORE_API_TOKENS", "TEKSCORE_SECRET", "TEKSCORE_SECRET_OTHER_TEAM_PASSWORD",
                  "TEKSCORE_HOME", "TEKSCORE_DATA_ROOTS", "TEKSCORE_GRACE_PERIOD"):  # fmt: skip
         assert name not in env
+    # what the child's runtime reads (locale, pip's settings for a model's requirements) and
+    # what the installer sets
     assert not {k for k in env if not k.startswith(("TEKSCORE_", "LC_"))} - {
-        "PATH", "LANG", "LANGUAGE", "TZ", "HOME", "TMPDIR", "JOB_COMPLETION_INDEX", "PWD",
+        *PASSED, "HOME", "TMPDIR", "JOB_COMPLETION_INDEX", "PWD",
     }  # fmt: skip
 
 
