@@ -226,9 +226,8 @@ async def run_install(
     from tekton.tasks.fetch import fetch_bundle, render_checked
 
     log = structlog.get_logger("tekton.cli").bind(job_id=job_id, task="install")
-    api = await kube.connect()
-    async with api:
-        token = await kube.read_callback_token(api, namespace=namespace, job_id=job_id)
+    async with await kube.task_client() as client:
+        token = await kube.read_callback_token(client, namespace=namespace, job_id=job_id)
     job_file = ir_dir / "job.json" if ir_dir is not None else None
     if job_file is not None and job_file.is_file():
         try:
@@ -251,11 +250,10 @@ async def run_install(
         release=release,
         namespace=namespace,
     )
-    api = await kube.connect()
-    async with api:
+    async with await kube.task_client() as client:
         revision = await _install_watched(
             installer.install(chart=chart, values=rendered.values, helm_timeout=helm_timeout),
-            api=api,
+            client=client,
             namespace=namespace,
             job_id=job_id,
         )
@@ -263,7 +261,7 @@ async def run_install(
 
 
 async def _install_watched(
-    install: Awaitable[int], *, api: Any, namespace: str, job_id: str
+    install: Awaitable[int], *, client: Any, namespace: str, job_id: str
 ) -> int:
     """helm's install, while `unready.watch_install` watches the release's pods: the first real
     error (a model that cannot load, CrashLoopBackOff, ...) fails the task at once; a helm error
@@ -275,7 +273,7 @@ async def _install_watched(
 
     helm_task: asyncio.Future[int] = asyncio.ensure_future(install)
     watch: asyncio.Future[None] = asyncio.ensure_future(
-        unready.watch_install(api, namespace=namespace, job_id=job_id)
+        unready.watch_install(client, namespace=namespace, job_id=job_id)
     )
     try:
         both: list[asyncio.Future[Any]] = [helm_task, watch]
@@ -291,7 +289,7 @@ async def _install_watched(
     try:
         return helm_task.result()
     except TaskFailed as exc:
-        summary = await unready.unready_summary(api, namespace=namespace, job_id=job_id)
+        summary = await unready.unready_summary(client, namespace=namespace, job_id=job_id)
         if not summary:
             raise
         raise TaskFailed(exc.reason, f"{exc.message} ({summary})") from exc
@@ -303,9 +301,8 @@ async def run_wait(*, job_id: str, release: str, namespace: str) -> None:
 
     from tekton.tasks import kube
 
-    api = await kube.connect()
-    async with api:
-        done = await kube.ReleaseWatcher(api=api, namespace=namespace, job_id=job_id).wait()
+    async with await kube.task_client() as client:
+        done = await kube.ReleaseWatcher(kube=client, namespace=namespace, job_id=job_id).wait()
     structlog.get_logger("tekton.cli").info(
         "task succeeded", job_id=job_id, task="wait", release=release, jobs=list(done.jobs)
     )
@@ -338,9 +335,8 @@ async def run_uninstall(
     )
     await installer.uninstall(helm_timeout=helm_timeout)
     try:
-        api = await kube.connect()
-        async with api:
-            await kube.delete_callback_secret(api, namespace=namespace, job_id=job_id)
+        async with await kube.task_client() as client:
+            await kube.delete_callback_secret(client, namespace=namespace, job_id=job_id)
     except TaskFailed as exc:
         log.warning("callback secret not deleted", reason=exc.reason, error=exc.message)
     except Exception as exc:  # the release is gone; a leftover Secret must not fail the job

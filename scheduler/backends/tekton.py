@@ -2,7 +2,7 @@
 
 Does I/O (the Kubernetes API through `kubernetes.aio`). `TektonJobs` implements the `Jobs`
 protocol of `scheduler.backends.base` and keeps no state of its own: a job is read back from
-its PipelineRun and TaskRuns, held in a watch-fed cache (`scheduler.backends.kube.Informer`:
+its PipelineRun and TaskRuns, held in a watch-fed cache (`tekton.kube.Watcher`:
 list, then watch from the list's resourceVersion, list again on 410 Gone or any error), so a
 GET costs no API call and several replicas serve the same jobs. The pure parts live in
 `tekton.pipelinerun` (the objects a job is made of) and `tekton.status` (PipelineRun + TaskRuns
@@ -19,33 +19,28 @@ GET costs no API call and several replicas serve the same jobs. The pure parts l
   falls back to `CancelledRunFinally` on the PipelineRun.
 - cancel: outcome `cancelled`, then `spec.status: CancelledRunFinally`.
 
-Every API call is retried with tenacity on transient errors (429, 5xx, connection errors).
+Every API call goes through `tekton.kube` (retried on 429, 5xx and connection errors).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
-import os
 from collections import defaultdict
 from collections.abc import Awaitable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import structlog
-from kubernetes.aio import client as k8s
-from kubernetes.aio import config as k8s_config
-from kubernetes.aio.client.exceptions import ApiException
 
 import ir
 from common.names import is_dns1123_label
 from ir.bundle import JobBundle, render_bundle
 from scheduler.auth import callback_token
-from scheduler.backends.kube import MERGE_PATCH, Informer, retried
 from scheduler.config import Settings
 from scheduler.errors import IdempotencyConflict, JobFinished, JobNotFound
 from scheduler.jobs import body_hash, new_job_id, prepare_job, redact, with_report
@@ -65,6 +60,19 @@ from scheduler.schemas import (
 )
 from scheduler.states import State
 from tekton import pipelinerun as pr
+from tekton.kube import (
+    CONFIGMAPS,
+    PIPELINERUNS,
+    SECRETS,
+    TASKRUNS,
+    Conflict,
+    Kube,
+    KubeError,
+    NotFound,
+    Resource,
+    Watcher,
+    connect,
+)
 from tekton.status import job_status, parse_time
 
 log = structlog.get_logger("scheduler.tekton")
@@ -129,37 +137,37 @@ class TektonJobs:
     def __init__(
         self,
         *,
-        api: k8s.ApiClient,
+        kube: Kube,
         settings: Settings,
         globals_: ir.GlobalValues,
         channels: dict[str, str],
         base_dir: Path | None = None,
         watch_seconds: int = 300,
     ) -> None:
-        self.api = api
+        self.kube = kube
         self.settings = settings
         self.namespace = settings.namespace
         self.globals = globals_
         self.channels = channels
         self.base_dir = base_dir or Path.cwd()
         self.limits = JobLimits.from_settings(settings)
-        self.custom = k8s.CustomObjectsApi(api)
-        self.core = k8s.CoreV1Api(api)
-        self.watch_seconds = watch_seconds
         # (attempts, delay) to find the wait TaskRun before falling back to CancelledRunFinally
         self.wait_lookup = (max(1, round(settings.wait_taskrun_timeout / 0.25)), 0.25)
-        self._run_selector = f"{pr.LABEL_MANAGED_BY}={pr.MANAGED_BY},{pr.LABEL_JOB}"
-        self.runs = Informer(
-            kind="PipelineRun",
-            list_fn=lambda: self._list(pr.PIPELINERUNS, self._run_selector),
-            watch_fn=lambda v: self._watch(pr.PIPELINERUNS, self._run_selector, v),
+        self.runs = Watcher(
+            kube,
+            PIPELINERUNS,
+            self.namespace,
+            selector=f"{pr.LABEL_MANAGED_BY}={pr.MANAGED_BY},{pr.LABEL_JOB}",
             keep=is_job_run,
+            timeout=watch_seconds,
         )
-        self.taskruns = Informer(
-            kind="TaskRun",
-            list_fn=lambda: self._list(pr.TASKRUNS, pr.LABEL_PIPELINERUN),
-            watch_fn=lambda v: self._watch(pr.TASKRUNS, pr.LABEL_PIPELINERUN, v),
+        self.taskruns = Watcher(
+            kube,
+            TASKRUNS,
+            self.namespace,
+            selector=pr.LABEL_PIPELINERUN,
             keep=is_child,
+            timeout=watch_seconds,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -175,25 +183,14 @@ class TektonJobs:
         **kwargs: Any,
     ) -> TektonJobs:
         """In-cluster configuration when running in a pod, else the kubeconfig ($KUBECONFIG)."""
-        configuration = k8s.Configuration()
-        try:
-            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            source = "in-cluster"
-        except k8s_config.ConfigException:
-            # $KUBECONFIG read now: the library reads it once, at import
-            await k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=os.environ.get("KUBECONFIG") or None,
-                client_configuration=configuration,
-            )
-            source = "kubeconfig"
-        log.info("kubernetes api", source=source, host=configuration.host)
-        api = k8s.ApiClient(configuration)
-        return cls(api=api, settings=settings, globals_=globals_, channels=channels, **kwargs)
+        kube = await connect()
+        log.info("kubernetes api", host=kube.host)
+        return cls(kube=kube, settings=settings, globals_=globals_, channels=channels, **kwargs)
 
     async def start_watches(self, *, sync_timeout: float = 30.0) -> None:
         """Start the watches; wait (bounded) until both caches listed once."""
-        for informer in (self.runs, self.taskruns):
-            self._spawn(informer.run())
+        for watcher in (self.runs, self.taskruns):
+            self._spawn(watcher.run_forever())
         try:
             async with asyncio.timeout(sync_timeout):
                 await self.runs.synced.wait()
@@ -211,126 +208,49 @@ class TektonJobs:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.api.close()  # type: ignore[no-untyped-call]
+        await self.kube.close()
 
-    # -- API calls (each retried on transient errors) -----------------------------------------
-
-    async def _list(self, plural: str, selector: str) -> tuple[list[dict[str, Any]], str | None]:
-        result: dict[str, Any] = await retried(
-            lambda: self.custom.list_namespaced_custom_object(
-                pr.GROUP, pr.VERSION, self.namespace, plural, label_selector=selector
-            )
-        )
-        return list(result.get("items") or []), (result.get("metadata") or {}).get(
-            "resourceVersion"
-        )
-
-    async def _watch(
-        self, plural: str, selector: str, version: str | None
-    ) -> aiohttp.ClientResponse:
-        response: aiohttp.ClientResponse = await retried(
-            lambda: self.custom.list_namespaced_custom_object_without_preload_content(
-                pr.GROUP,
-                pr.VERSION,
-                self.namespace,
-                plural,
-                label_selector=selector,
-                watch=True,
-                allow_watch_bookmarks=True,
-                resource_version=version,
-                timeout_seconds=self.watch_seconds,
-                _request_timeout=float(self.watch_seconds + 30),
-            )
-        )
-        return response
+    # -- API calls (each retried on transient errors by `tekton.kube`) ---------------------------
 
     async def _get_run(self, name: str) -> dict[str, Any] | None:
         try:
-            run: dict[str, Any] = await retried(
-                lambda: self.custom.get_namespaced_custom_object(
-                    pr.GROUP, pr.VERSION, self.namespace, pr.PIPELINERUNS, name
-                )
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return run
+            return await self.kube.get(PIPELINERUNS, self.namespace, name)
+        except NotFound:
+            return None
 
-    async def _patch(self, plural: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _patch(self, resource: Resource, name: str, body: dict[str, Any]) -> dict[str, Any]:
         """A JSON merge-patch (RFC 7386) of a PipelineRun or TaskRun."""
-        patched: dict[str, Any] = await retried(
-            lambda: self.custom.patch_namespaced_custom_object(
-                pr.GROUP,
-                pr.VERSION,
-                self.namespace,
-                plural,
-                name,
-                body,
-                _content_type=MERGE_PATCH,
-            )
-        )
-        if plural == pr.PIPELINERUNS:
-            self.runs.put(patched or {})
-        elif patched:
-            self.taskruns.put(patched)
+        patched = await self.kube.patch(resource, self.namespace, name, body)
+        (self.runs if resource == PIPELINERUNS else self.taskruns).put(patched)
         return patched
 
     async def _taskruns_of(self, name: str, *, fresh: bool = False) -> list[dict[str, Any]]:
         if not fresh:
-            return [
-                tr
-                for tr in self.taskruns.objects.values()
-                if _labels(tr).get(pr.LABEL_PIPELINERUN) == name
-            ]
-        items, _ = await self._list(pr.TASKRUNS, f"{pr.LABEL_PIPELINERUN}={name}")
+            return self._taskruns_cached(name)
+        items, _ = await self.kube.list(
+            TASKRUNS, self.namespace, selector=f"{pr.LABEL_PIPELINERUN}={name}"
+        )
         return [tr for tr in items if _labels(tr).get(pr.LABEL_PIPELINERUN) == name]
 
-    async def _create_core(self, kind: str, body: dict[str, Any]) -> None:
+    async def _create_core(self, resource: Resource, body: dict[str, Any]) -> None:
         """Create a ConfigMap or Secret; one that already exists (a replayed start) is kept."""
+        with contextlib.suppress(Conflict):
+            await self.kube.create(resource, self.namespace, body)
 
-        async def create() -> Any:
-            if kind == "ConfigMap":
-                return await self.core.create_namespaced_config_map(
-                    self.namespace, k8s.V1ConfigMap.model_validate(body)
-                )
-            return await self.core.create_namespaced_secret(
-                self.namespace, k8s.V1Secret.model_validate(body)
-            )
-
-        try:
-            await retried(create)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-
-    async def _own(self, kind: str, name: str, run: Mapping[str, Any]) -> None:
+    async def _own(self, resource: Resource, name: str, run: Mapping[str, Any]) -> None:
         uid = (run.get("metadata") or {}).get("uid")
         if not uid:
-            log.warning("pipelinerun has no uid: not owning", object=f"{kind}/{name}")
+            log.warning("pipelinerun has no uid: not owning", object=f"{resource.plural}/{name}")
             return
-        patch = (
-            self.core.patch_namespaced_config_map
-            if kind == "ConfigMap"
-            else self.core.patch_namespaced_secret
-        )
         body = pr.owner_patch(name=str(run["metadata"]["name"]), uid=str(uid))
-        try:
-            await retried(lambda: patch(name, self.namespace, body, _content_type=MERGE_PATCH))
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        with contextlib.suppress(NotFound):
+            await self.kube.patch(resource, self.namespace, name, body)
 
-    async def _delete_core(self, kind: str, name: str) -> None:
-        delete = (
-            self.core.delete_namespaced_config_map
-            if kind == "ConfigMap"
-            else self.core.delete_namespaced_secret
-        )
+    async def _delete_core(self, resource: Resource, name: str) -> None:
         try:
-            await retried(lambda: delete(name, self.namespace))
-        except ApiException as exc:
-            log.warning("cleanup failed", object=f"{kind}/{name}", status=exc.status)
+            await self.kube.delete(resource, self.namespace, name)
+        except KubeError as exc:
+            log.warning("cleanup failed", object=f"{resource.plural}/{name}", error=str(exc))
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -400,29 +320,25 @@ class TektonJobs:
             namespace=self.namespace,
             token=callback_token(s.secret_bytes(), job_id),
         )
-        await self._create_core("ConfigMap", configmap)
-        await self._create_core("Secret", secret)
+        await self._create_core(CONFIGMAPS, configmap)
+        await self._create_core(SECRETS, secret)
         try:
-            created: dict[str, Any] | None = await retried(
-                lambda: self.custom.create_namespaced_custom_object(
-                    pr.GROUP, pr.VERSION, self.namespace, pr.PIPELINERUNS, run
-                )
-            )
-        except ApiException as exc:
-            if exc.status == 409 and idempotency_key is not None:
+            created = await self.kube.create(PIPELINERUNS, self.namespace, run)
+        except Conflict:
+            if idempotency_key is not None:
                 seen = await self._get_run(job_id)
                 if seen is not None:
                     return self._replay(seen, idempotency_key, digest)
-            if exc.status != 409:
-                await self._delete_core("ConfigMap", pr.ir_configmap_name(job_id))
-                await self._delete_core("Secret", pr.callback_secret_name(job_id))
             raise
-        if not created or not (created.get("metadata") or {}).get("uid"):
-            # kubernetes 37 returns None for a 200 answer to create; read the object back
-            created = await self._get_run(job_id) or created or run
+        except KubeError:
+            await self._delete_core(CONFIGMAPS, pr.ir_configmap_name(job_id))
+            await self._delete_core(SECRETS, pr.callback_secret_name(job_id))
+            raise
+        if not (created.get("metadata") or {}).get("uid"):
+            created = await self._get_run(job_id) or created or run  # an answer without the object
         self.runs.put(created)
-        await self._own("ConfigMap", pr.ir_configmap_name(job_id), created)
-        await self._own("Secret", pr.callback_secret_name(job_id), created)
+        await self._own(CONFIGMAPS, pr.ir_configmap_name(job_id), created)
+        await self._own(SECRETS, pr.callback_secret_name(job_id), created)
         bound.info("job created", pipeline=job.pipeline, content_hash=job.content_hash)
         return self._record(created, []), True
 
@@ -528,14 +444,11 @@ class TektonJobs:
         ]
 
     async def bundle(self, job_id: str) -> JobBundle:
-        name = pr.ir_configmap_name(job_id)
         try:
-            cm = await retried(lambda: self.core.read_namespaced_config_map(name, self.namespace))
-        except ApiException as exc:
-            if exc.status == 404:
-                raise JobNotFound(job_id) from None
-            raise
-        data = (cm.data if cm is not None else None) or {}
+            cm = await self.kube.get(CONFIGMAPS, self.namespace, pr.ir_configmap_name(job_id))
+        except NotFound:
+            raise JobNotFound(job_id) from None
+        data = cm.get("data") or {}
         if pr.IR_KEY not in data:
             raise JobNotFound(job_id)
         return JobBundle.model_validate_json(data[pr.IR_KEY])
@@ -587,16 +500,16 @@ class TektonJobs:
 
     async def ready(self) -> list[str]:
         problems = []
-        for informer in (self.runs, self.taskruns):
-            if not informer.synced.is_set():
-                problems.append(f"{informer.kind} watch: not synced")
-            elif informer.error:
-                problems.append(f"{informer.kind} watch: {informer.error}")
+        for kind, watcher in (("PipelineRun", self.runs), ("TaskRun", self.taskruns)):
+            if not watcher.synced.is_set():
+                problems.append(f"{kind} watch: not synced")
+            elif watcher.error:
+                problems.append(f"{kind} watch: {watcher.error}")
         try:
-            await self.custom.list_namespaced_custom_object(
-                pr.GROUP, pr.VERSION, self.namespace, pr.PIPELINERUNS, limit=1, _request_timeout=5.0
+            await self.kube.retrying(attempts=1).list(
+                PIPELINERUNS, self.namespace, limit=1, request_timeout=5.0
             )
-        except Exception as exc:
+        except KubeError as exc:
             problems.append(f"kubernetes api: {type(exc).__name__}: {exc}")
         return problems
 
@@ -619,7 +532,7 @@ class TektonJobs:
                     job_id, "cancelled", reason="Cancelled", message="cancelled by request"
                 )
                 if (run.get("spec") or {}).get("status") != "CancelledRunFinally":
-                    run = await self._patch(pr.PIPELINERUNS, job_id, pr.cancel_patch())
+                    run = await self._patch(PIPELINERUNS, job_id, pr.cancel_patch())
                 log.info("job cancelled", job_id=job_id)
         return await self.get(job_id)
 
@@ -627,7 +540,7 @@ class TektonJobs:
         self, job_id: str, outcome: str, *, reason: str, message: str
     ) -> dict[str, Any]:
         return await self._patch(
-            pr.PIPELINERUNS,
+            PIPELINERUNS,
             job_id,
             {
                 "metadata": {
@@ -697,11 +610,9 @@ class TektonJobs:
             if version:
                 meta["resourceVersion"] = version
             try:
-                patched = await self._patch(pr.PIPELINERUNS, job_id, {"metadata": meta})
-            except ApiException as exc:
-                if exc.status == 409:
-                    continue
-                raise
+                patched = await self._patch(PIPELINERUNS, job_id, {"metadata": meta})
+            except Conflict:
+                continue
             return job, patched or run
         raise RuntimeError(f"job {job_id}: the flow report kept conflicting with other writers")
 
@@ -730,11 +641,8 @@ class TektonJobs:
             if finished or spec.get("status") == "TaskRunCancelled":
                 continue
             name = str(tr["metadata"]["name"])
-            try:
-                await self._patch(pr.TASKRUNS, name, pr.cancel_taskrun_patch(message))
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
+            with contextlib.suppress(NotFound):
+                await self._patch(TASKRUNS, name, pr.cancel_taskrun_patch(message))
             log.info("wait task cancelled", job_id=job_id, taskrun=name)
         return True
 
@@ -750,7 +658,7 @@ class TektonJobs:
                 return
             if job_status(run, []).state in ("SUCCEEDED", "FAILED", "CANCELLED"):
                 return
-            await self._patch(pr.PIPELINERUNS, job_id, pr.cancel_patch())
+            await self._patch(PIPELINERUNS, job_id, pr.cancel_patch())
             log.info("no wait task: pipelinerun cancelled (finally runs)", job_id=job_id)
         except asyncio.CancelledError:
             raise

@@ -5,10 +5,11 @@ Two halves:
 
 - **pure decisions** on objects exactly as the apiserver serves them (JSON dicts, camelCase):
   `classify_pod`, `classify_job`, `all_batch_complete`, `decide`. No I/O;
-- **I/O** with `kubernetes.aio` (in-cluster config, else kubeconfig): `connect`, the callback
-  Secret (`read_callback_token`, `delete_callback_secret`) and `ReleaseWatcher`, which lists and
-  watches the pods and Jobs labelled `tekscore.dev/job=<id>` (resourceVersion kept, re-listed on
-  410 Gone) and retries transient API errors (5xx, 429, connection errors) with tenacity.
+- **I/O** through the one Kubernetes client (`tekton.kube`): `task_client`, the callback Secret
+  (`read_callback_token`, `delete_callback_secret`) and `ReleaseWatcher`, which keeps the pods
+  and Jobs labelled `tekscore.dev/job=<id>` with two `tekton.kube.Watcher`s (resourceVersion
+  kept, re-listed on 410 Gone) whose calls are retried on transient API errors (5xx, 429,
+  connection errors).
 
 What counts as a failure (`decide`), the first one seen wins:
 
@@ -27,22 +28,28 @@ succeeds by itself; the scheduler ends that wait). Reasons are the tasks' vocabu
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import time
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+import base64
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
-from tenacity import AsyncRetrying, RetryCallState
 
-from common.retry import Policy
 from common.task_errors import TaskFailed
-
-# `kubernetes.aio` is imported inside the I/O functions: importing it takes about a second and
-# the CLI registers these commands on every `tekscore` start.
+from tekton.kube import (
+    JOBS,
+    PODS,
+    SECRETS,
+    APIError,
+    ConfigError,
+    Kube,
+    NotFound,
+    Resource,
+    Transient,
+    Watcher,
+    connect,
+    name_of,
+)
 
 Obj = Mapping[str, Any]
 Kind = Literal["pods", "jobs"]
@@ -92,10 +99,6 @@ def _meta(obj: Obj) -> Obj:
 def _labels(obj: Obj) -> Obj:
     labels: Obj = _meta(obj).get("labels") or {}
     return labels
-
-
-def name_of(obj: Obj) -> str:
-    return str(_meta(obj).get("name", "?"))
 
 
 def _part(pod: Obj) -> tuple[str, str]:
@@ -264,99 +267,43 @@ def callback_secret_name(job_id: str) -> str:
 # ---------------------------------------------------------------------------------- I/O part
 
 
-def transient(exc: BaseException) -> bool:
-    """A Kubernetes API error worth retrying: 5xx, 429, status 0 (the client could not talk to
-    the apiserver), a connection problem, a timeout. The scheduler's Tekton backend uses it too."""
-    import aiohttp
-    from kubernetes.aio.client.exceptions import ApiException
-
-    if isinstance(exc, ApiException):
-        status = exc.status
-        return isinstance(status, int) and (status >= 500 or status in (0, 429))
-    return isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | ConnectionError)
-
-
-def _retrying(*, attempts: int, backoff: float, log: Any, what: str) -> AsyncRetrying:
-    def before_sleep(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        log.warning(
-            "kubernetes api retry", what=what, attempt=state.attempt_number, error=_short(exc)
-        )
-
-    policy = Policy(
-        retry_on=transient, attempts=attempts, first=backoff, longest=10.0, on_retry=before_sleep
-    )
-    return policy.retrying()
-
-
-def _short(exc: BaseException | None) -> str:
-    if exc is None:
-        return ""
-    status = getattr(exc, "status", None)
-    reason = getattr(exc, "reason", None)
-    if status is not None:
-        return f"{type(exc).__name__} {status} {reason or ''}".strip()
-    return f"{type(exc).__name__}: {exc}"[:300]
-
-
-async def connect() -> Any:
-    """A `kubernetes.aio` ApiClient: the pod's service account in a cluster, else kubeconfig
-    (`KUBECONFIG` or `~/.kube/config`). Raises `TaskFailed("KubernetesUnavailable")`."""
-    from kubernetes.aio import client, config
-
-    configuration = client.Configuration()
+async def task_client() -> Kube:
+    """The tasks' Kubernetes client (`tekton.kube.connect`: the pod's service account in a
+    cluster, else kubeconfig). Raises `TaskFailed("KubernetesUnavailable")` without either."""
     try:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        try:
-            # KUBECONFIG read now: the library's default is frozen when it is first imported.
-            await config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=os.environ.get("KUBECONFIG") or None,
-                client_configuration=configuration,
-            )
-        except (config.ConfigException, OSError) as exc:
-            raise TaskFailed(
-                "KubernetesUnavailable",
-                f"No Kubernetes configuration: not in a cluster and no usable kubeconfig ({exc}).",
-            ) from exc
-    return client.ApiClient(configuration)
+        return await connect()
+    except ConfigError as exc:
+        raise TaskFailed(
+            "KubernetesUnavailable",
+            f"No Kubernetes configuration: not in a cluster and no usable kubeconfig ({exc}).",
+        ) from exc
 
 
 async def read_callback_token(
-    api: Any, *, namespace: str, job_id: str, attempts: int = 6, backoff: float = 0.5
+    kube: Kube, *, namespace: str, job_id: str, attempts: int = 6, backoff: float = 0.5
 ) -> str:
     """The job's callback token from Secret `<job-id>-callback` (key `token`), which the scheduler
     creates with the PipelineRun. Raises `TaskFailed("InstallFailed")` when it is missing."""
-    import base64
-
-    from kubernetes.aio.client import CoreV1Api
-    from kubernetes.aio.client.exceptions import ApiException
-
     log = structlog.get_logger("tekton.tasks.kube").bind(job_id=job_id, namespace=namespace)
     name = callback_secret_name(job_id)
-    core = CoreV1Api(api)
     try:
-        async for attempt in _retrying(attempts=attempts, backoff=backoff, log=log, what=name):
-            with attempt:
-                secret = await core.read_namespaced_secret(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            raise TaskFailed(
-                "InstallFailed",
-                f"Secret {name} (the job's callback token, created by the scheduler with the "
-                f"PipelineRun) does not exist in namespace {namespace!r}.",
-            ) from exc
+        secret = await kube.retrying(attempts=attempts, first=backoff).get(SECRETS, namespace, name)
+    except NotFound as exc:
         raise TaskFailed(
-            "InstallFailed", f"Cannot read Secret {name} in namespace {namespace!r}: {_short(exc)}"
+            "InstallFailed",
+            f"Secret {name} (the job's callback token, created by the scheduler with the "
+            f"PipelineRun) does not exist in namespace {namespace!r}.",
         ) from exc
-    except Exception as exc:
-        if transient(exc):
-            raise TaskFailed(
-                "KubernetesUnavailable",
-                f"Cannot read Secret {name}: the Kubernetes API did not answer ({_short(exc)}).",
-            ) from exc
-        raise
-    encoded = (secret.data or {}).get("token") or ""
+    except Transient as exc:
+        raise TaskFailed(
+            "KubernetesUnavailable",
+            f"Cannot read Secret {name}: the Kubernetes API did not answer ({exc}).",
+        ) from exc
+    except APIError as exc:
+        raise TaskFailed(
+            "InstallFailed", f"Cannot read Secret {name} in namespace {namespace!r}: {exc}"
+        ) from exc
+    encoded = (secret.get("data") or {}).get("token") or ""
     token = base64.b64decode(encoded).decode("utf-8", "replace").strip() if encoded else ""
     if not token:
         raise TaskFailed(
@@ -367,78 +314,44 @@ async def read_callback_token(
 
 
 async def delete_callback_secret(
-    api: Any, *, namespace: str, job_id: str, attempts: int = 6, backoff: float = 0.5
+    kube: Kube, *, namespace: str, job_id: str, attempts: int = 6, backoff: float = 0.5
 ) -> bool:
     """Delete Secret `<job-id>-callback`; False when it did not exist. Transient errors are
     retried; what still fails raises (the caller decides whether that matters)."""
-    from kubernetes.aio.client import CoreV1Api
-    from kubernetes.aio.client.exceptions import ApiException
-
     log = structlog.get_logger("tekton.tasks.kube").bind(job_id=job_id, namespace=namespace)
     name = callback_secret_name(job_id)
-    core = CoreV1Api(api)
     try:
-        async for attempt in _retrying(attempts=attempts, backoff=backoff, log=log, what=name):
-            with attempt:
-                await core.delete_namespaced_secret(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            log.info("callback secret already gone", secret=name)
-            return False
-        raise
+        await kube.retrying(attempts=attempts, first=backoff).delete(SECRETS, namespace, name)
+    except NotFound:
+        log.info("callback secret already gone", secret=name)
+        return False
     log.info("callback secret deleted", secret=name)
     return True
 
 
-async def list_with_version(
-    api: Any, *, namespace: str, job_id: str, kind: Kind
-) -> tuple[list[Obj], str | None]:
+RESOURCES: dict[Kind, Resource] = {"pods": PODS, "jobs": JOBS}
+
+
+async def list_objects(kube: Kube, *, namespace: str, job_id: str, kind: Kind) -> list[Obj]:
     """The job's pods or Jobs (label `tekscore.dev/job=<id>`, checked again here) as the
-    apiserver serves them, and the list's resourceVersion."""
-    from kubernetes.aio.client import BatchV1Api, CoreV1Api
-    from kubernetes.aio.client.exceptions import ApiException
-
-    selector = f"{LABEL_JOB}={job_id}"
-    if kind == "pods":
-        response = await CoreV1Api(api).list_namespaced_pod_without_preload_content(
-            namespace, label_selector=selector
-        )
-    else:
-        response = await BatchV1Api(api).list_namespaced_job_without_preload_content(
-            namespace, label_selector=selector
-        )
-    async with response:
-        if response.status >= 400:
-            raise ApiException(status=response.status, reason=response.reason)
-        body = json.loads(await response.read())
-    items: list[Obj] = [obj for obj in body.get("items") or [] if ours(obj, job_id)]
-    return items, (body.get("metadata") or {}).get("resourceVersion")
-
-
-async def list_objects(api: Any, *, namespace: str, job_id: str, kind: Kind) -> list[Obj]:
-    """The job's pods or Jobs (see `list_with_version`)."""
-    items, _ = await list_with_version(api, namespace=namespace, job_id=job_id, kind=kind)
-    return items
-
-
-class _Relist(Exception):
-    """The watch cannot resume from its resourceVersion (410 Gone, or it broke after progress)."""
+    apiserver serves them."""
+    items, _ = await kube.list(RESOURCES[kind], namespace, selector=f"{LABEL_JOB}={job_id}")
+    return [obj for obj in items if ours(obj, job_id)]
 
 
 class ReleaseWatcher:
     """Watch a job's pods and Jobs until `decide` says `Completed` or `Failure`.
 
-    One list+watch loop per kind keeps a cache of the job's objects (filtered by label on the
-    server and again here); every event re-runs `decide`. A watch resumes from the last
-    resourceVersion when the server ends it, and re-lists on 410 Gone or after a broken stream.
-    Transient API errors are retried `attempts` times in a row with exponential backoff; then
-    the wait fails with `KubernetesUnavailable`.
+    One `tekton.kube.Watcher` per kind keeps the job's objects (filtered by label on the server
+    and again here); every change re-runs `decide`. Transient API errors are retried `attempts`
+    times in a row with exponential backoff (from `backoff` seconds); then the wait fails with
+    `KubernetesUnavailable`.
     """
 
     def __init__(
         self,
         *,
-        api: Any,
+        kube: Kube,
         namespace: str,
         job_id: str,
         attempts: int = 8,
@@ -446,15 +359,23 @@ class ReleaseWatcher:
         watch_timeout: int = 300,
         restart_threshold: int = 3,
     ) -> None:
-        self.api = api
         self.namespace = namespace
         self.job_id = job_id
         self.attempts = attempts
-        self.backoff = backoff
-        self.watch_timeout = watch_timeout
         self.restart_threshold = restart_threshold
-        self.cache: dict[Kind, dict[str, Obj]] = {"pods": {}, "jobs": {}}
-        self.listed: dict[Kind, int] = {"pods": 0, "jobs": 0}
+        client = kube.retrying(attempts=attempts, first=backoff)
+        self.watchers: dict[Kind, Watcher] = {
+            kind: Watcher(
+                client,
+                RESOURCES[kind],
+                namespace,
+                selector=self.selector,
+                keep=lambda obj: ours(obj, job_id),
+                on_change=self._evaluate,
+                timeout=watch_timeout,
+            )
+            for kind in ("jobs", "pods")
+        }
         self._result: asyncio.Future[Decision] | None = None
         self._log: structlog.typing.FilteringBoundLogger = structlog.get_logger(
             "tekton.tasks.kube"
@@ -464,26 +385,31 @@ class ReleaseWatcher:
     def selector(self) -> str:
         return f"{LABEL_JOB}={self.job_id}"
 
+    @property
+    def listed(self) -> dict[Kind, int]:
+        """How often each kind was listed (once, plus once per re-list)."""
+        return {kind: watcher.lists for kind, watcher in self.watchers.items()}
+
     async def wait(self) -> Completed:
         """Return when every batch Job completed; raise `TaskFailed` at the first failure."""
         self._result = asyncio.get_running_loop().create_future()
-        informers = [
-            asyncio.create_task(self._inform(kind), name=f"watch-{kind}")
-            for kind in ("jobs", "pods")
-        ]
+        informers = {
+            kind: asyncio.create_task(watcher.run(), name=f"watch-{kind}")
+            for kind, watcher in self.watchers.items()
+        }
         self._log.info("wait started", selector=self.selector)
         try:
-            waited: list[asyncio.Future[Any]] = [self._result, *informers]
+            waited: list[asyncio.Future[Any]] = [self._result, *informers.values()]
             await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
             if not self._result.done():
-                for task in informers:
+                for kind, task in informers.items():
                     if task.done():
-                        task.result()  # an informer gave up: raise its error
+                        self._gave_up(kind, task)
             decision = self._result.result()
         finally:
-            for task in informers:
+            for task in informers.values():
                 task.cancel()
-            await asyncio.gather(*informers, return_exceptions=True)
+            await asyncio.gather(*informers.values(), return_exceptions=True)
             if not self._result.done():
                 self._result.cancel()
         if isinstance(decision, Failure):
@@ -493,110 +419,25 @@ class ReleaseWatcher:
         self._log.info("batch flows completed", jobs=list(decision.jobs))
         return decision
 
-    # ------------------------------------------------------------------ cache and decision
-
-    def _apply(self, kind: Kind, event_type: str, obj: Obj) -> None:
-        name = name_of(obj)
-        if event_type == "DELETED" or not ours(obj, self.job_id):
-            self.cache[kind].pop(name, None)
-        else:
-            self.cache[kind][name] = obj
+    def _gave_up(self, kind: Kind, task: asyncio.Task[Any]) -> None:
+        """A watcher that stopped: raise its error (a transient one as `TaskFailed`)."""
+        exc = task.exception()
+        if isinstance(exc, Transient):
+            raise TaskFailed(
+                "KubernetesUnavailable",
+                f"Cannot watch the job's {kind}: the Kubernetes API failed "
+                f"{self.attempts} times in a row ({exc}).",
+            ) from exc
+        if exc is not None:
+            raise exc
 
     def _evaluate(self) -> None:
         if self._result is None or self._result.done():
             return
         decision = decide(
-            pods=self.cache["pods"].values(),
-            jobs=self.cache["jobs"].values(),
+            pods=self.watchers["pods"].objects.values(),
+            jobs=self.watchers["jobs"].objects.values(),
             restart_threshold=self.restart_threshold,
         )
         if decision is not None:
             self._result.set_result(decision)
-
-    # ------------------------------------------------------------------ list and watch
-
-    async def _inform(self, kind: Kind) -> None:
-        while True:
-            try:
-                async for attempt in _retrying(
-                    attempts=self.attempts, backoff=self.backoff, log=self._log, what=kind
-                ):
-                    with attempt:
-                        await self._list_and_watch(kind)
-            except _Relist:
-                continue
-            except Exception as exc:
-                if transient(exc):
-                    raise TaskFailed(
-                        "KubernetesUnavailable",
-                        f"Cannot watch the job's {kind}: the Kubernetes API failed "
-                        f"{self.attempts} times in a row ({_short(exc)}).",
-                    ) from exc
-                raise
-
-    async def _list(self, kind: Kind) -> tuple[list[Obj], str | None]:
-        return await list_with_version(
-            self.api, namespace=self.namespace, job_id=self.job_id, kind=kind
-        )
-
-    @asynccontextmanager
-    async def _watch(self, kind: Kind, version: str | None) -> AsyncIterator[Any]:
-        from kubernetes.aio import watch
-        from kubernetes.aio.client import BatchV1Api, CoreV1Api
-
-        list_call = (
-            CoreV1Api(self.api).list_namespaced_pod
-            if kind == "pods"
-            else BatchV1Api(self.api).list_namespaced_job
-        )
-        stream = watch.Watch()  # type: ignore[no-untyped-call]
-        # Keep the apiserver's JSON: the generated models are strict and we read a few fields.
-        stream.get_return_type = lambda func: ""  # type: ignore[method-assign]
-        kwargs: dict[str, Any] = {
-            "label_selector": self.selector,
-            "timeout_seconds": self.watch_timeout,
-            "allow_watch_bookmarks": True,
-            "_request_timeout": float(self.watch_timeout + 30),
-        }
-        if version:
-            kwargs["resource_version"] = version
-        try:
-            yield stream.stream(list_call, self.namespace, **kwargs)  # type: ignore[no-untyped-call]
-        finally:
-            await stream.close()  # type: ignore[no-untyped-call]
-
-    async def _list_and_watch(self, kind: Kind) -> None:
-        from kubernetes.aio.client.exceptions import ApiException
-
-        items, version = await self._list(kind)
-        self.cache[kind] = {name_of(obj): obj for obj in items if ours(obj, self.job_id)}
-        self.listed[kind] += 1
-        self._log.debug("listed", kind=kind, count=len(self.cache[kind]), version=version)
-        self._evaluate()
-        while True:
-            started = time.monotonic()
-            progressed = False
-            try:
-                async with self._watch(kind, version) as events:
-                    async for event in events:
-                        event_type = event.get("type")
-                        obj: Obj = event.get("raw_object") or {}
-                        version = _meta(obj).get("resourceVersion") or version
-                        progressed = True
-                        if event_type in ("ADDED", "MODIFIED", "DELETED"):
-                            self._apply(kind, str(event_type), obj)
-                            self._evaluate()
-            except ApiException as exc:
-                if exc.status == 410:
-                    self._log.info("watch expired, re-listing", kind=kind)
-                    raise _Relist from exc
-                if transient(exc) and (progressed or time.monotonic() - started > 30):
-                    self._log.warning("watch broke, re-listing", kind=kind, error=_short(exc))
-                    raise _Relist from exc
-                raise
-            except Exception as exc:
-                if transient(exc) and (progressed or time.monotonic() - started > 30):
-                    self._log.warning("watch broke, re-listing", kind=kind, error=_short(exc))
-                    raise _Relist from exc
-                raise
-            # The server ended the watch (timeoutSeconds): resume from the last version.

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 import httpx
 import structlog
 
+from tekton.kube import Kube, KubeError, Transient, name_of
 from tekton.tasks import kube
 
 Obj = Mapping[str, Any]
@@ -80,14 +81,14 @@ def model_failure(pod: Obj, status: int, body: bytes) -> kube.Failure | None:
     reasons = "; ".join(f"model {name!r} failed to load: {why}" for name, why in failed.items())
     return kube.Failure(
         "ServiceFailed",
-        f"Scoring service {service!r} (pod {kube.name_of(pod)}) cannot become ready: {reasons}.",
+        f"Scoring service {service!r} (pod {name_of(pod)}) cannot become ready: {reasons}.",
     )
 
 
 def describe_unready(pods: Iterable[Obj]) -> list[str]:
     """One line per pod of the release that is neither ready nor finished."""
     lines = []
-    for pod in sorted(pods, key=kube.name_of):
+    for pod in sorted(pods, key=name_of):
         status = pod.get("status") or {}
         if _ready(pod) or status.get("phase") in ("Succeeded", "Failed"):
             continue
@@ -114,7 +115,7 @@ def describe_unready(pods: Iterable[Obj]) -> list[str]:
             parts.append(text)
         if not parts:
             parts.append(f"phase {status.get('phase', 'Pending')}")
-        lines.append(f"pod {kube.name_of(pod)}: {'; '.join(parts)}")
+        lines.append(f"pod {name_of(pod)}: {'; '.join(parts)}")
     return lines
 
 
@@ -140,7 +141,7 @@ async def _service_failure(http: httpx.AsyncClient, pods: Iterable[Obj]) -> kube
 
 
 async def watch_install(
-    api: Any, *, namespace: str, job_id: str, interval: float = 2.0
+    client: Kube, *, namespace: str, job_id: str, interval: float = 2.0
 ) -> NoReturn:
     """Poll the release until a real error shows, then raise it as `TaskFailed` (the caller
     cancels this when helm is done)."""
@@ -148,11 +149,13 @@ async def watch_install(
     async with httpx.AsyncClient(trust_env=False) as http:
         while True:
             try:
-                pods = await kube.list_objects(api, namespace=namespace, job_id=job_id, kind="pods")
-                jobs = await kube.list_objects(api, namespace=namespace, job_id=job_id, kind="jobs")
-            except Exception as exc:
-                if not kube.transient(exc):
-                    raise
+                pods = await kube.list_objects(
+                    client, namespace=namespace, job_id=job_id, kind="pods"
+                )
+                jobs = await kube.list_objects(
+                    client, namespace=namespace, job_id=job_id, kind="jobs"
+                )
+            except Transient as exc:
                 log.warning("cannot list the release's pods", error=str(exc))
             else:
                 decision = kube.decide(pods=pods, jobs=jobs)
@@ -164,11 +167,11 @@ async def watch_install(
             await asyncio.sleep(interval)
 
 
-async def unready_summary(api: Any, *, namespace: str, job_id: str) -> str:
+async def unready_summary(client: Kube, *, namespace: str, job_id: str) -> str:
     """`not ready: pod a: ...; pod b: ...`, or "" (best effort: errors give "")."""
     try:
-        pods = await kube.list_objects(api, namespace=namespace, job_id=job_id, kind="pods")
-    except Exception:
+        pods = await kube.list_objects(client, namespace=namespace, job_id=job_id, kind="pods")
+    except KubeError:
         return ""
     lines = describe_unready(pods)
     return "not ready: " + "; ".join(lines) if lines else ""

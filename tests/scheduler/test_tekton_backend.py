@@ -8,7 +8,8 @@ scheduler sends (bodies, order: the outcome before the wait cancel, merge-patch 
 second patch on a repeated cancel) on success and cancel, and completion before the wait TaskRun
 exists (the fallback needs the completion inside a window of a few hundred milliseconds). Also: the objects a start creates (PipelineRun valid against the
 Tekton CRD schema, IR ConfigMap and callback Secret owned by it), idempotent start, a second
-replica seeing the same jobs, list filters and cursor pagination.
+replica seeing the same jobs, list filters and cursor pagination. (The watch-fed cache's list,
+watch and re-list on 410 Gone are tested with the one watcher in tests/tekton/test_kube.py.)
 """
 
 from __future__ import annotations
@@ -503,85 +504,3 @@ async def test_list_filters_and_cursor(client: httpx.AsyncClient, sim: TektonSim
     assert [j["id"] for j in (await listed(state="INSTALLING"))["items"]] == [ids[0]]
     assert (await listed(pipeline="nope"))["items"] == []
     assert (await client.get("/api/v1/jobs", params={"cursor": "!!"})).status_code == 422
-
-
-# -- the watch-fed cache ---------------------------------------------------------------------------
-
-
-class FakeWatch:
-    """A watch response: a status and JSON lines, then (optionally) silence until cancelled."""
-
-    def __init__(self, status: int, events: list[dict[str, Any]], *, hang: bool = False) -> None:
-        self.status = status
-        self.lines = [json.dumps(e).encode() + b"\n" for e in events]
-        self.hang = hang
-        self.content = self._content()
-
-    async def _content(self) -> AsyncIterator[bytes]:
-        for line in self.lines:
-            yield line
-        if self.hang:
-            await asyncio.Event().wait()
-
-    async def read(self) -> bytes:
-        return b""
-
-    def release(self) -> None:
-        pass
-
-
-async def test_informer_lists_again_after_410_gone() -> None:
-    from scheduler.backends.kube import Informer
-
-    def obj(name: str, rv: str) -> dict[str, Any]:
-        return {
-            "metadata": {
-                "name": name,
-                "resourceVersion": rv,
-                "labels": {"tekton.dev/pipelineRun": "r"},
-            }
-        }
-
-    lists = [([obj("a", "1")], "1"), ([obj("b", "7")], "7")]
-    watches = [
-        FakeWatch(
-            200,
-            [
-                {"type": "ADDED", "object": obj("c", "2")},
-                {"type": "ERROR", "object": {"code": 410, "message": "too old"}},
-            ],
-        ),
-        FakeWatch(410, []),
-        FakeWatch(
-            200,
-            [
-                {"type": "DELETED", "object": obj("b", "8")},
-                {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}},
-            ],
-            hang=True,
-        ),
-    ]
-    seen_versions: list[str | None] = []
-
-    async def list_fn() -> tuple[list[dict[str, Any]], str | None]:
-        return lists.pop(0) if len(lists) > 1 else lists[0]
-
-    async def watch_fn(version: str | None) -> Any:
-        seen_versions.append(version)
-        return watches.pop(0)
-
-    informer = Informer(
-        kind="TaskRun", list_fn=list_fn, watch_fn=watch_fn, keep=lambda o: True, retry_delay=0.01
-    )
-    task = asyncio.create_task(informer.run())
-    try:
-
-        async def settled() -> bool:
-            return not watches and informer.objects == {}
-
-        await eventually(settled)
-        # the first watch starts at the list's version; after the 410 it lists again
-        assert seen_versions[0] == "1" and seen_versions[-1] == "7"
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)

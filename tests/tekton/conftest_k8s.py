@@ -22,6 +22,7 @@ from pyhelm3 import errors as helm_errors
 from typer.testing import CliRunner, Result
 
 from ir.bundle import IRFiles, JobBundle, render_bundle
+from tekton.kube import Kube
 from tekton.tasks.helm import JobHelmCommand
 
 NS = "scoring-jobs"
@@ -143,6 +144,11 @@ class FakeCluster:
 
     server: kmock.KubernetesEmulator
     api: Any
+
+    @property
+    def kube(self) -> Kube:
+        """The one Kubernetes client of the code under test, on this fake apiserver."""
+        return Kube(self.api)
 
     @property
     def url(self) -> str:

@@ -194,7 +194,7 @@ def test_decide_prefers_failure_over_completion() -> None:
 
 
 def watcher(cluster: FakeCluster, **kwargs: object) -> ReleaseWatcher:
-    return ReleaseWatcher(api=cluster.api, namespace=NS, job_id=JOB, backoff=0.01, **kwargs)  # type: ignore[arg-type]
+    return ReleaseWatcher(kube=cluster.kube, namespace=NS, job_id=JOB, backoff=0.01, **kwargs)  # type: ignore[arg-type]
 
 
 async def test_exits_when_every_batch_job_completed(cluster: FakeCluster) -> None:
