@@ -145,6 +145,11 @@ class KafkaChannel(_Channel):
 
     @model_validator(mode="after")
     def _key_on_sinks_only(self) -> KafkaChannel:
+        if self.format.encoding in ("avro", "csv") and not self.format.schema_:
+            raise ValueError(
+                f"{self.format.encoding} messages need format.schema: a message carries no "
+                "field names (jsonl messages do)"
+            )
         if self.config.key is None:
             return self
         if self.direction != "sink":

@@ -210,6 +210,11 @@ def convert(
             conv.spec.update(type="http", config={"fastscore": True})
         return conv
     if kind == "kafka":
+        if fmt["encoding"] in ("avro", "csv") and schema is None:
+            raise DescriptorError(
+                f"Encoding {_encoding(descriptor)} on Kafka needs a Schema: a message carries "
+                "no field names (give Schema, or bind one with # fastscore.schema.<slot>)"
+            )
         conv.spec.update(type="kafka", config=_kafka(descriptor, transport))
         conv.any_direction = role is None
         return conv

@@ -74,10 +74,15 @@ def spec(descriptor: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
                 "SkipToRecord": "latest",
                 "Encoding": "avro-binary",
                 "Envelope": None,
+                "Schema": {
+                    "type": "record",
+                    "name": "X",
+                    "fields": [{"name": "x", "type": "double"}],
+                },
             },
             {
                 "direction": "source",
-                "format": {"encoding": "avro"},
+                "format": {"encoding": "avro", "schema": FIELDS},
                 "type": "kafka",
                 "config": {
                     "bootstrapServers": "a:9092,b:9092",
@@ -320,6 +325,13 @@ def test_directions_follow_the_slot_or_the_transport() -> None:
                 "Envelope": {"Type": "delimited-csv", "Separator": "|"},
             },
             "Envelope delimited-csv: Separator '|' is not supported",
+        ),
+        (
+            {
+                "Transport": {"Type": "kafka", "BootstrapServers": ["k:1"], "Topic": "t"},
+                "Encoding": {"Type": "csv"},
+            },
+            "Encoding csv on Kafka needs a Schema: a message carries no field names",
         ),
         ({"Transport": "REST", "Batching": "explicit"}, "Batching explicit"),
         (

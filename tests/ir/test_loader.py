@@ -144,3 +144,23 @@ def test_objects_from_a_request_report_paths_without_lines(tmp_path):
         {"loc": ["metadata"], "msg": "field required", "file": "<request>"},
         {"loc": ["spec"], "msg": "field required", "file": "<request>"},
     ]
+
+
+def test_avro_and_csv_kafka_channels_need_a_schema(write):
+    kafka = "type: kafka\nconfig: {bootstrapServers: 'k:9092', topic: t}"
+    for encoding in ("avro", "csv"):
+        bare = write(
+            f"{encoding}.yaml",
+            doc(
+                "DataChannel", "c", f"direction: source\n{kafka}\nformat: {{encoding: {encoding}}}"
+            ),
+        )
+        (issue,) = _issues(bare)
+        assert issue.endswith(
+            f"spec.kafka: {encoding} messages need format.schema: a message carries no field "
+            "names (jsonl messages do)"
+        )
+    typed = "format: {encoding: avro, schema: [{name: x, type: double}]}"
+    ir.load_paths(
+        [write("typed.yaml", doc("DataChannel", "c", f"direction: sink\n{kafka}\n{typed}"))]
+    )
