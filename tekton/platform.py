@@ -139,7 +139,8 @@ async def render_build_pipeline(
 def subchart_values_schema(name: str) -> dict[str, Any]:
     """The values.schema.json of the platform sub-chart `name`: `enabled`, `build.steps`; for a
     scoring server (`scoring-server-*`) `supportedModels` (model types of the IR) and `image`;
-    for `data-channel` its `channels` (DataChannel specs by name, checked by the IR)."""
+    for `data-channel` its `channels` (DataChannel specs by name, checked by the IR) and FastScore
+    `descriptors` and their `schemas` (each an object, or a file's text from --set-file)."""
     from typing import get_args
 
     from ir.documents import ModelType
@@ -174,6 +175,20 @@ def subchart_values_schema(name: str) -> dict[str, Any]:
             "type": "object",
             "propertyNames": {"pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},
             "additionalProperties": {"type": "object"},
+        }
+        properties["descriptors"] = {
+            "type": "object",
+            "description": "FastScore stream descriptors by channel name "
+            "(docs/compatibility.md): the descriptor, or its file's text (--set-file).",
+            "propertyNames": {"pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},
+            "additionalProperties": {"type": ["object", "string"]},
+        }
+        properties["schemas"] = {
+            "type": "object",
+            "description": "The Avro schemas the descriptors' Schema names, by name: the "
+            "schema, or its .avsc text (--set-file).",
+            "propertyNames": {"pattern": "^[A-Za-z0-9]([-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?$"},
+            "additionalProperties": {"type": ["object", "string"]},
         }
     if name.startswith("scoring-server-"):
         properties["supportedModels"] = {

@@ -291,6 +291,69 @@ def test_the_data_channel_registry_is_what_the_scheduler_reads(tmp_path: Path) -
             validate_builtin(obj)
 
 
+def test_fastscore_descriptors_and_schemas_go_into_the_registry_verbatim(tmp_path: Path) -> None:
+    """A FastScore user's descriptor and .avsc files, given with --set-file as they are, and a
+    descriptor written in the values, are registry channels (docs/compatibility.md)."""
+    kafka_out = tmp_path / "kafka-out.json"
+    kafka_out.write_text(
+        '{\n  "Transport": {"Type": "kafka", "BootstrapServers": ["kafka:9092"],'
+        ' "Topic": "scored"},\n  "Encoding": "avro-binary",\n  "Schema": {"$ref": "outputsch"}\n}\n'
+    )
+    avsc = tmp_path / "outputsch.avsc"
+    avsc.write_text(
+        json.dumps(
+            {
+                "type": "record",
+                "name": "Scored",
+                "fields": [
+                    {"name": "id", "type": {"type": "long"}},
+                    {"name": "p", "type": "double"},
+                ],
+            }
+        )
+    )
+    values = tmp_path / "descriptors.yaml"
+    values.write_text(
+        "data-channel:\n"
+        "  enabled: true\n"
+        "  descriptors:\n"
+        "    customers:\n"
+        "      Transport: {Type: S3, Bucket: shop, ObjectKey: in/customers.jsons}\n"
+        "      Encoding: JSON\n"
+    )
+    set_files = [
+        "--set-file",
+        f"data-channel.descriptors.kafka-out={kafka_out}",
+        "--set-file",
+        f"data-channel.schemas.outputsch={avsc}",
+    ]
+    objects = template(
+        PLATFORM_CHART,
+        tmp_path=tmp_path,
+        release="tekscore",
+        extra=["-f", str(values), *set_files],
+    )
+    data = by_kind(objects, "ConfigMap")["tekscore-channels"]["data"]
+    assert sorted(data) == ["customers.json", "kafka-out.json", "outputsch.avsc"]
+    assert data["kafka-out.json"] == kafka_out.read_text()  # verbatim
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    for name, text in data.items():
+        (folder / name).write_text(text)
+    registry = {d.name: d.doc.spec for d in ir.load_registry(folder)}
+    assert sorted(registry) == ["customers", "kafka-out"]
+    out = registry["kafka-out"]
+    assert (out.type, out.config.topic, out.format.encoding) == ("kafka", "scored", "avro")
+    assert [(f.name, f.type) for f in out.format.schema_ or []] == [("id", "long"), ("p", "double")]
+    customers = registry["customers"]
+    assert (customers.type, customers.config.bucket, customers.config.key) == (
+        "s3",
+        "shop",
+        "in/customers.jsons",
+    )
+    helm("lint", "--strict", PLATFORM_CHART, "-f", str(values), *set_files)
+
+
 def _names(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return {(o["kind"], o["metadata"]["name"]) for o in objects}
 
