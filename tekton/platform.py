@@ -171,25 +171,32 @@ def subchart_values_schema(name: str) -> dict[str, Any]:
         },
     }
     if name == "data-channel":
-        properties["channels"] = {
-            "type": "object",
-            "propertyNames": {"pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},
-            "additionalProperties": {"type": "object"},
-        }
-        properties["descriptors"] = {
-            "type": "object",
-            "description": "FastScore stream descriptors by channel name "
-            "(docs/compatibility.md): the descriptor, or its file's text (--set-file).",
-            "propertyNames": {"pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},
-            "additionalProperties": {"type": ["object", "string"]},
-        }
-        properties["schemas"] = {
-            "type": "object",
-            "description": "The Avro schemas the descriptors' Schema names, by name: the "
-            "schema, or its .avsc text (--set-file).",
-            "propertyNames": {"pattern": "^[A-Za-z0-9]([-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?$"},
-            "additionalProperties": {"type": ["object", "string"]},
-        }
+        channel = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+        verbatim: list[tuple[str, str, str, str]] = [
+            ("channels", channel, "object", ""),  # DataChannel specs (the IR checks them)
+            (
+                "descriptors",
+                channel,
+                "object,string",
+                "FastScore stream descriptors by channel name (docs/compatibility.md): the "
+                "descriptor, or its file's text (--set-file).",
+            ),
+            (
+                "schemas",
+                "^[A-Za-z0-9]([-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?$",
+                "object,string",
+                "The Avro schemas the descriptors' Schema names, by name: the schema, or its "
+                ".avsc text (--set-file).",
+            ),
+        ]
+        for key, pattern, types, description in verbatim:
+            kinds = types.split(",")
+            properties[key] = {
+                "type": "object",
+                **({"description": description} if description else {}),
+                "propertyNames": {"pattern": pattern},
+                "additionalProperties": {"type": kinds[0] if len(kinds) == 1 else kinds},
+            }
     if name.startswith("scoring-server-"):
         properties["supportedModels"] = {
             "type": "array",
