@@ -18,6 +18,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MANIFEST = "job.yaml"
+FORMER_MANIFEST = "fatman.yaml"
+"""The manifest's name before Racetrack's jobs were jobs; Racetrack still reads it when a folder
+has no `job.yaml` (`racetrack_client.manifest.load.get_manifest_path`)."""
 MANIFEST_FIELDS = (
     "name",
     "owner_email",
@@ -193,9 +196,17 @@ def parse_manifest(data: Any) -> Manifest:
     return manifest
 
 
-def read_manifest(folder: Path) -> Manifest:
-    """The manifest of a job folder (`job.yaml`)."""
+def manifest_path(folder: Path) -> Path:
+    """The manifest file of a job folder: `job.yaml`, else the former `fatman.yaml`, as Racetrack
+    looks for it (no file: `job.yaml`, for the error to name)."""
     path = folder / MANIFEST
+    former = folder / FORMER_MANIFEST
+    return former if not path.is_file() and former.is_file() else path
+
+
+def read_manifest(folder: Path) -> Manifest:
+    """The manifest of a job folder (`job.yaml`, or `fatman.yaml` as Racetrack reads it too)."""
+    path = manifest_path(folder)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import structlog
 
-from common.racetrack import ManifestError, read_manifest
+from common.racetrack import ManifestError, manifest_path, read_manifest
 from scoring_service.errors import ModelLoadError
 from scoring_service.venvs import RequirementsError, environment_for
 
@@ -79,6 +79,7 @@ def load_job(model: str, folder: Path) -> Job:
     log.info(
         "racetrack job",
         model=model,
+        manifest=manifest_path(folder).name,
         job=manifest.name,
         version=manifest.version,
         entrypoint=str(entrypoint),

@@ -8,6 +8,7 @@ unreachable package index is a clear load error; a module with two `perform` cla
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,31 @@ def test_two_perform_classes_need_the_manifest_to_name_one(
     wait_until(reason, what="the load to fail")
     assert "several classes with perform(): Helper, AdderModel" in reason()
     assert "jobtype_extra.entrypoint_class" in reason()
+
+
+FORMER = """
+    class FatmanEntrypoint:
+        def perform(self, x: float, y: float) -> float:
+            return x * y
+"""
+
+
+def test_a_job_folder_with_the_former_fatman_manifest(start_server: Any, tmp_path: Path) -> None:
+    """Racetrack's earlier manifest: `fatman.yaml`, `lang` and a `python` block."""
+    folder = tmp_path / "supersmart"
+    folder.mkdir()
+    (folder / "fatman_entrypoint.py").write_text(textwrap.dedent(FORMER))
+    (folder / "fatman.yaml").write_text(
+        "name: supersmart\n"
+        "owner_email: nobody@example.com\n"
+        "lang: python3:latest\n"
+        "git:\n"
+        "  remote: https://github.com/racetrack/supersmart-model\n"
+        "python:\n"
+        "  entrypoint_path: 'fatman_entrypoint.py'\n"
+        "  entrypoint_class: 'FatmanEntrypoint'\n"
+    )
+    server = start_server(["--model", f"supersmart=python:{folder}"]).wait_ready()
+    answer = httpx.post(server.url + "/api/v1/perform", json={"x": 6, "y": 7}, timeout=30)
+    assert answer.status_code == 200 and answer.json() == 42
+    assert httpx.get(server.url + "/health").json()["job_name"] == "supersmart"
