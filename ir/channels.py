@@ -1,5 +1,5 @@
 """Data channels: where a flow's records come from and go to
-(file, s3, kafka, http, inline, discard).
+(file, s3, kafka, http, inline, discard, test-data).
 
 Pure data, no I/O. A channel is `direction` + `type` + `format` + a `config` whose shape depends
 on `type`; credentials appear only as `SecretRef`s.
@@ -109,6 +109,23 @@ class DiscardConfig(IRModel):
     """Drops every record (a sink for flows whose output does not matter)."""
 
 
+class SampleDataConfig(IRModel):
+    """A data set of the platform's test-data server (the `test-data` sub-chart,
+    docs/scoring-flow.md): sources read its sample `name`, sinks leave what they write there."""
+
+    url: str = Field(
+        pattern=r"^https?://[^/?#]+(/[^?#]*)?$",
+        max_length=2048,
+        description="The test-data server's base URL, e.g. http://tekscore-test-data.ns.svc:8080.",
+    )
+    name: Name = Field(
+        description="Sources: the sample to read; sinks: the name the flow's output is kept under."
+    )
+    loop: bool | None = Field(
+        default=None, description="Sources: read the sample again from its start (streaming)."
+    )
+
+
 class _Channel(IRModel):
     name: Name | None = Field(default=None, description="Only in inline pipeline entries.")
     direction: Direction
@@ -205,8 +222,21 @@ class DiscardChannel(_Channel):
         return self
 
 
+class SampleDataChannel(_Channel):
+    """`type: test-data`."""
+
+    type: Literal["test-data"]
+    config: SampleDataConfig
+
+
 ChannelSpec = Annotated[
-    FileChannel | S3Channel | KafkaChannel | HttpChannel | InlineChannel | DiscardChannel,
+    FileChannel
+    | S3Channel
+    | KafkaChannel
+    | HttpChannel
+    | InlineChannel
+    | DiscardChannel
+    | SampleDataChannel,
     Field(discriminator="type"),
 ]
 """The spec of a DataChannel, chosen by its `type`."""

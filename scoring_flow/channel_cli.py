@@ -9,7 +9,9 @@ files and the environment; `verify` and `sample` reach the channel (files, S3, K
   of a FastScore stream descriptor (`ir.fastscore`); notes (credentials to put in a Secret, a
   batch size for the flow) go to stderr;
 - `verify NAME|FILE`: the channel's definition, then whether it can be reached;
-- `sample NAME|FILE [-n 10]`: its first records, decoded and schema-checked.
+- `sample NAME|FILE [-n 10]`: its first records, decoded and schema-checked;
+- `test-data --samples DIR [--host H] [--port 8080] [--max-bytes N]`: serve the test-data
+  server (`scoring_flow/testdata_server.py`) that `type: test-data` channels read and write.
 
 NAME is a channel of the registry (`--channels DIR`, env `TEKSCORE_CHANNELS`); FILE a DataChannel
 document or a FastScore descriptor. Exit codes: 0 fine, 1 the channel cannot be reached or read,
@@ -181,6 +183,27 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{number:>4}: {sample_line(item)}")
         bad = sum(1 for i in items if i.failure is not None)
         typer.echo(f"{len(items)} records, {bad} failed", err=True)
+
+    @channel_app.command("test-data")
+    def test_data(
+        samples: Annotated[
+            Path, typer.Option(help="A folder of samples, one file per sample, named as it.")
+        ],
+        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
+        max_bytes: Annotated[
+            int, typer.Option(min=1, help="Bytes the sinks and uploads may hold in all.")
+        ] = 64 << 20,
+    ) -> None:
+        """Serve sample records to `type: test-data` sources and keep what `type: test-data`
+        sinks write (in memory), for trying a pipeline without Kafka or S3."""
+        import uvicorn
+
+        from scoring_flow.testdata_server import make_app
+
+        _logs()
+        app_ = make_app(samples, max_bytes=max_bytes)
+        uvicorn.run(app_, host=host, port=port, log_config=None, access_log=False)
 
     app.add_typer(channel_app)
 

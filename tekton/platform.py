@@ -140,7 +140,8 @@ def subchart_values_schema(name: str) -> dict[str, Any]:
     """The values.schema.json of the platform sub-chart `name`: `enabled`, `build.steps`; for a
     scoring server (`scoring-server-*`) `supportedModels` (model types of the IR) and `image`;
     for `data-channel` its `channels` (DataChannel specs by name, checked by the IR) and FastScore
-    `descriptors` and their `schemas` (each an object, or a file's text from --set-file)."""
+    `descriptors` and their `schemas` (each an object, or a file's text from --set-file);
+    for `test-data` its `samples` (text by name), `maxBytes` and `resources`."""
     from typing import get_args
 
     from ir.documents import ModelType
@@ -197,6 +198,14 @@ def subchart_values_schema(name: str) -> dict[str, Any]:
                 "propertyNames": {"pattern": pattern},
                 "additionalProperties": {"type": kinds[0] if len(kinds) == 1 else kinds},
             }
+    if name == "test-data":
+        properties["samples"] = {
+            "type": "object",
+            "propertyNames": {"pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},
+            "additionalProperties": {"type": "string"},
+        }
+        properties["maxBytes"] = {"type": "integer", "minimum": 1}
+        properties["resources"] = {"type": "object"}
     if name.startswith("scoring-server-"):
         properties["supportedModels"] = {
             "type": "array",

@@ -15,6 +15,7 @@ from ir.channels import (
     InlineChannel,
     KafkaChannel,
     S3Channel,
+    SampleDataChannel,
 )
 from scoring_flow.channels.base import ShardFilter, Sink, Source, SourceBatch, shard_name
 from scoring_flow.errors import ConfigError
@@ -77,13 +78,18 @@ def make_source(spec: ChannelSpec, ctx: ChannelContext) -> Source:
         from scoring_flow.channels.inline import InlineSource
 
         return InlineSource(spec, shard=shard)
+    if isinstance(spec, SampleDataChannel):
+        from scoring_flow.channels.testdata import SampleDataSource
+
+        return SampleDataSource(spec, shard=shard)
     raise ConfigError(f"a {spec.type} channel cannot be a source")
 
 
 def make_sink(spec: ChannelSpec, ctx: ChannelContext, *, dead_letter: bool = False) -> Sink:
     """The sink for a channel spec; `dead_letter` when it takes the flow's dead-letter entries
     (`{"record", "reason", "step", "flow"}`), which a keyed Kafka sink keys by their record.
-    A file or S3 sink of a sharded flow writes one file or object per shard (`shard_name`)."""
+    A file, S3 or test-data sink of a sharded flow writes one file, object or sink per shard
+    (`shard_name`)."""
     if spec.direction != "sink":
         raise ConfigError(f"channel {spec.name or spec.type!r} is a source, not a sink")
     if isinstance(spec, FileChannel):
@@ -108,4 +114,11 @@ def make_sink(spec: ChannelSpec, ctx: ChannelContext, *, dead_letter: bool = Fal
         from scoring_flow.channels.inline import DiscardSink
 
         return DiscardSink()
+    if isinstance(spec, SampleDataChannel):
+        from scoring_flow.channels.testdata import SampleDataSink
+
+        name = shard_name(spec.config.name, index=ctx.shard_index, shards=ctx.shards)
+        return SampleDataSink(
+            spec.model_copy(update={"config": spec.config.model_copy(update={"name": name})})
+        )
     raise ConfigError(f"a {spec.type} channel cannot be a sink")

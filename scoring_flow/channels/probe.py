@@ -24,6 +24,7 @@ from ir.channels import (
     InlineChannel,
     KafkaChannel,
     S3Channel,
+    SampleDataChannel,
 )
 from scoring_flow.channels import ChannelContext, make_source
 from scoring_flow.errors import ChannelError, SchemaViolation, SinkError, SourceError
@@ -44,6 +45,8 @@ async def verify(spec: ChannelSpec) -> str:
         return _verify_port(spec)
     if isinstance(spec, InlineChannel):
         return f"{len(spec.config.records)} inline records"
+    if isinstance(spec, SampleDataChannel):
+        return await _verify_test_data(spec)
     assert isinstance(spec, DiscardChannel)
     return "drops every record"
 
@@ -109,6 +112,29 @@ async def _verify_kafka(spec: KafkaChannel) -> str:
     return (
         f"topic {cfg.topic} exists at {cfg.bootstrap_servers} ({len(partitions or ())} partitions)"
     )
+
+
+async def _verify_test_data(spec: SampleDataChannel) -> str:
+    import httpx
+
+    from scoring_flow.channels.testdata import TIMEOUT
+
+    base = spec.config.url.rstrip("/")
+    error = SourceError if spec.direction == "source" else SinkError
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            response = await client.get(f"{base}/")
+            response.raise_for_status()
+            index = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise error("test-data", f"{base}: {exc!r}") from exc
+    name = spec.config.name
+    if spec.direction == "source":
+        if name not in index["samples"]:
+            known = ", ".join(index["samples"]) or "none"
+            raise error("test-data", f"{base} has no sample {name} (samples: {known})")
+        return f"sample {name} is served by {base}"
+    return f"{base} answers: sink {name} can be written"
 
 
 def _verify_port(spec: HttpChannel) -> str:

@@ -15,10 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 import ir
+from common.ports import free_port
 from ir.runtimes import BUILTIN_RUNTIMES
 from tekton.platform import PlanError, find_pipeline, plan_of, subchart_values_schema
 from tests.charts.helpers import (
@@ -27,10 +29,12 @@ from tests.charts.helpers import (
     by_kind,
     dumps,
     helm,
+    pod_specs,
     tekton_errors,
     template,
     validate_builtin,
 )
+from tests.scoring_flow.conftest import wait_until
 
 GOLDEN = Path(__file__).parent / "golden" / "tekscore-python-only.yaml"
 SUBCHARTS = sorted(p.name for p in (PLATFORM_CHART / "charts").iterdir() if p.is_dir())
@@ -42,6 +46,8 @@ ALL_ON = [
     "scoring-server-tensorflow.enabled=true",
     "--set",
     "global.platformBuild.enabled=true",
+    "--set",
+    "test-data.enabled=true",
 ]
 TEKSCORE = Path(sys.executable).parent / "tekscore"
 
@@ -379,3 +385,57 @@ def test_the_scheduling_server_is_a_part_that_can_be_left_out(tmp_path: Path) ->
     for obj in without:
         if not obj["apiVersion"].startswith("tekton.dev/"):
             validate_builtin(obj)
+
+
+def test_the_test_data_server_serves_the_samples_of_its_configmap(tmp_path: Path) -> None:
+    """The test-data sub-chart's objects validate; the Deployment's own command line, run here
+    on the folder its ConfigMap's data would be mounted as, serves the samples as written."""
+    sample = '{"id": 1, "sepal_length": 5.1}\n{"id": 2, "sepal_length": 4.9}\n'
+    (tmp_path / "iris.jsonl").write_text(sample)
+    on = [
+        "--set",
+        "test-data.enabled=true",
+        "--set-file",
+        f"test-data.samples.iris={tmp_path / 'iris.jsonl'}",
+    ]
+    helm("lint", "--strict", PLATFORM_CHART, *on)
+    objects = template(PLATFORM_CHART, tmp_path=tmp_path, release="tekscore", extra=on)
+    mine = [o for o in objects if o["metadata"]["name"] == "tekscore-test-data"]
+    assert sorted(o["kind"] for o in mine) == ["ConfigMap", "Deployment", "Service"]
+    for obj in mine:
+        validate_builtin(obj)
+    ((_, pod),) = [p for p in pod_specs(mine)]
+    assert pod["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    folder = tmp_path / "mounted"
+    folder.mkdir()
+    for key, text in by_kind(mine, "ConfigMap")["tekscore-test-data"]["data"].items():
+        (folder / key).write_text(text)
+    args = [str(a) for a in container["args"]]
+    assert args[args.index("--samples") + 1] == mounts["samples"]
+    args[args.index("--samples") + 1] = str(folder)
+    args[args.index("--host") + 1] = "127.0.0.1"
+    port = free_port()
+    args[args.index("--port") + 1] = str(port)
+    log = (tmp_path / "server.log").open("wb")
+    proc = subprocess.Popen([str(TEKSCORE), *args], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def served() -> httpx.Response | None:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                return httpx.get(f"{base}/samples/iris", timeout=5)
+            except httpx.TransportError:
+                return None
+
+        answer = wait_until(served, what="the test-data server")
+        assert answer.status_code == 200
+        assert answer.text == sample
+        assert httpx.get(f"{base}/", timeout=5).json() == {"samples": ["iris"], "sinks": {}}
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()

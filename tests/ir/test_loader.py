@@ -164,3 +164,31 @@ def test_avro_and_csv_kafka_channels_need_a_schema(write):
     ir.load_paths(
         [write("typed.yaml", doc("DataChannel", "c", f"direction: sink\n{kafka}\n{typed}"))]
     )
+
+
+def test_test_data_channels_need_a_server_url_and_a_name(write):
+    good = doc(
+        "DataChannel",
+        "sample",
+        "direction: source\ntype: test-data\n"
+        "config: {url: 'http://tekscore-test-data.tekscore.svc:8080', name: iris, loop: true}",
+    )
+    (loaded,) = ir.load_paths([write("ok.yaml", good)])
+    assert (loaded.doc.spec.type, loaded.doc.spec.config.name) == ("test-data", "iris")
+    bad = join(
+        doc(
+            "DataChannel",
+            "a",
+            "direction: sink\ntype: test-data\nconfig: {url: 'tekscore-test-data:8080', name: x}",
+        ),
+        doc(
+            "DataChannel",
+            "b",
+            "direction: sink\ntype: test-data\n"
+            "config: {url: 'http://t:8080', name: Scored.jsonl, loop: true}",
+        ),
+    )
+    issues = _issues(write("bad.yaml", bad))
+    assert len(issues) == 2, issues
+    assert "config.url" in issues[0] and "should match pattern" in issues[0], issues
+    assert "config.name" in issues[1], issues

@@ -106,6 +106,17 @@ def service_config(model: Path) -> dict[str, Any]:
     }
 
 
+def stop_child(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a child server, SIGKILL it if it has not ended 20 s later."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 class ServeModel:
     """A real `tekscore serve-model` child process on a free port."""
 
@@ -135,13 +146,7 @@ class ServeModel:
         return self
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_child(self.proc)
         self._log.close()
 
 
