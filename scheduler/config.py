@@ -98,7 +98,7 @@ class Settings(BaseSettings):
         default=64,
         ge=1,
         description="Processes (pods) of one job: every flow's shards or replicas, and every "
-        "python scoring service's replicas.",
+        "scoring service's replicas (but external ones).",
     )
 
     # what a job may touch (docs/security.md): checked at pre-processing, held by the sandbox
@@ -146,7 +146,7 @@ class Settings(BaseSettings):
         default=128,
         ge=1,
         description="Processes of all running jobs together on the local backend (flows' shards "
-        "and replicas, python services); a job that does not fit waits PENDING.",
+        "and replicas, scoring services); a job that does not fit waits PENDING.",
     )
 
     @field_validator("data_roots", mode="before")

@@ -51,7 +51,7 @@ class JobLimits:
 
 def job_processes(values: dict[str, Any]) -> int:
     """The processes (pods on Kubernetes) a job of this values file runs: each flow's shards
-    (batch) or replicas (streaming), each python service's replicas."""
+    (batch) or replicas (streaming), each scoring service's replicas (but external ones)."""
     flows: list[dict[str, Any]] = values.get("scoringFlows", [])
     services: list[dict[str, Any]] = values.get("scoringServices", [])
     count = 0
