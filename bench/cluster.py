@@ -169,8 +169,7 @@ def pending_runs(count: int) -> dict[str, Any]:
     flows = json.dumps(
         {
             "flows": {"classify": {"mode": "batch", "state": "PENDING"}},
-            "shard_counters": {},
-            "shards_completed": {},
+            "services": {},
         }
     )
     for i in range(count):

@@ -374,7 +374,13 @@ async def fill_store(home: Path, iris: Path, count: int) -> list[str]:
     its bundle and its 5 events, through `Store.create`/`Store.save` (the server's own code)."""
     import ir
     from scheduler.jobs import new_job_id, prepare_job
-    from scheduler.schemas import BackendInfo, EventPublic, FlowStatus, JobCreate
+    from scheduler.schemas import (
+        BackendInfo,
+        EventPublic,
+        FlowStatus,
+        JobCreate,
+        ReplicaStatus,
+    )
     from scheduler.states import State
     from scheduler.store import Store
 
@@ -432,11 +438,14 @@ async def fill_store(home: Path, iris: Path, count: int) -> list[str]:
                             records_in=150,
                             records_out=150,
                             shards_done=1,
+                            replicas=[
+                                ReplicaStatus(
+                                    index=0, state="COMPLETED", records_in=150, records_out=150
+                                )
+                            ],
                         )
                         for name, f in job.flows.items()
                     },
-                    shard_counters={name: {"0": [150, 150, 0, 0]} for name in job.flows},
-                    shards_completed={name: [0] for name in job.flows},
                 )
             job = job.model_copy(update=update)
             event = EventPublic(at=when, state=state, task=task, reason=reason)

@@ -48,6 +48,7 @@ from local_runner.processes import (
     ProcessRecord,
     ProcessTable,
     create_time,
+    failure,
     find_tekscore,
     free_port,
     is_alive,
@@ -55,7 +56,6 @@ from local_runner.processes import (
     read_table,
     spawn,
     stop_groups,
-    tail_text,
     termination,
     termination_file,
     why_stopped,
@@ -75,6 +75,15 @@ class FlowReport:
 
     completed: bool
     error: str | None = None
+
+
+@dataclass
+class Endpoints:
+    """Where a job's parts answer on this machine: each scoring service's base URL and each
+    http-source flow's `POST` URL (loopback ports chosen at install)."""
+
+    services: dict[str, str] = field(default_factory=dict)
+    flows: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -123,6 +132,7 @@ class LocalInstaller:
         self._table = ProcessTable(job_id=job_id)
         self._watched: list[_Watched] = []
         self._ports: set[int] = set()
+        self.endpoints = Endpoints()
         self._log: structlog.typing.FilteringBoundLogger = structlog.get_logger(
             "local_runner.installer"
         ).bind(job_id=job_id)
@@ -219,7 +229,10 @@ class LocalInstaller:
             http_port = None
             if flow.source.type == "http":
                 http_port = free_port(self._ports)
-                config_data["source"].setdefault("config", {})["port"] = http_port
+                source = config_data["source"].setdefault("config", {})
+                source["port"] = http_port
+                path = source.get("path") or "/score"
+                self.endpoints.flows[flow.name] = f"http://{LOOPBACK}:{http_port}{path}"
             config = self._write_config("flows", flow.name, config_data)
             count = flow.shards if flow.mode == "batch" else flow.replicas
             if flow.source.type == "http":
@@ -236,6 +249,7 @@ class LocalInstaller:
                 env = {**self._flow_env(base), **secrets}
                 if flow.mode == "batch":
                     env["JOB_COMPLETION_INDEX"] = str(index)
+                env["TEKSCORE_REPLICA_INDEX"] = str(index)  # who it is, in its reports
                 command = [
                     tekscore, "flow", "run", str(config), "--metrics-port", str(metrics_port),
                 ]  # fmt: skip
@@ -251,6 +265,7 @@ class LocalInstaller:
         # flows wait for their services themselves (as on Kubernetes), so they start right away
         # and their start-up overlaps the services' model loading; install still ends only once
         # every service is ready, and fails on the first that cannot load its models
+        self.endpoints.services.update(urls)
         await wait_ready(
             probes, ready_timeout=self.ready_timeout, poll=self.poll_interval, log=self._log
         )
@@ -346,21 +361,23 @@ class LocalInstaller:
         batch_names = sorted({w.record.name for w in batch})
         done: set[int] = set()
         while True:
-            failure: TaskFailed | None = None
+            failed: TaskFailed | None = None
             for watched in flows:
                 if id(watched) in done:
                     continue
                 outcome = self._flow_outcome(watched, modes.get(watched.record.name), reports)
                 if isinstance(outcome, TaskFailed):
-                    failure = failure or outcome
+                    failed = failed or outcome
                 elif outcome:
                     done.add(id(watched))
                     self._log.info("flow process completed", process=watched.record.label)
-            if failure is None and reports is not None:
+            if failed is None and reports is not None:
                 for name in batch_names:
                     report = reports(name)
                     if report is not None and report.completed and report.error:
-                        failure = TaskFailed("FlowFailed", f"Flow {name!r} failed: {report.error}")
+                        failed = TaskFailed(
+                            "FlowFailed", f"Flow {name!r} failed: {report.error}", ("flow", name)
+                        )
                         break
             if batch and all(id(w) in done for w in batch):
                 self._log.info("batch flows completed", flows=batch_names)
@@ -368,14 +385,15 @@ class LocalInstaller:
             for watched in services:
                 exited, code = watched.exited()
                 if exited:
-                    raise TaskFailed(
+                    raise failure(
                         "ServiceFailed",
                         f"Scoring service {watched.record.name!r} exited"
                         + ("" if code is None else f" with code {code}")
                         + f": {why_stopped(watched.record)}",
+                        watched.record,
                     )
-            if failure is not None:
-                raise failure
+            if failed is not None:
+                raise failed
             await asyncio.sleep(self.poll_interval)
 
     def _flow_outcome(
@@ -389,46 +407,44 @@ class LocalInstaller:
         exited, code = watched.exited()
         if not exited:
             return False
-        record, log = watched.record, Path(watched.record.log)
+        record = watched.record
         name = record.name if record.shard is None else f"{record.name}[{record.shard}]"
         if mode != "batch":
             how = "" if code is None else f" with code {code}"
-            return TaskFailed(
-                "FlowFailed", f"Streaming flow {name!r} exited{how}; {why_stopped(record)}"
+            return failure(
+                "FlowFailed", f"Streaming flow {name!r} exited{how}: {why_stopped(record)}", record
             )
         if code == 0:
             return True
         if code is not None:
-            return TaskFailed(
-                "FlowFailed", f"Flow {name!r} failed (exit code {code}): {why_stopped(record)}"
-            )
+            why = why_stopped(record)
+            return failure("FlowFailed", f"Flow {name!r} failed (exit code {code}): {why}", record)
         # Not our child (re-attached): its exit code is unknowable; ask the reports, then the
         # flow's own termination record.
         report = reports(record.name) if reports is not None else None
         if report is not None and report.completed:
             if report.error:
-                return TaskFailed("FlowFailed", f"Flow {name!r} failed: {report.error}")
+                return failure("FlowFailed", f"Flow {name!r} failed: {report.error}", record)
             return True
         said = termination(record)
         if said is not None and said.reason == "Completed":
             return True
         if said is not None:
-            return TaskFailed("FlowFailed", f"Flow {name!r} failed: {said.message}")
+            return failure("FlowFailed", f"Flow {name!r} failed: {said.message}", record)
         now = time.monotonic()
         if watched.gone_since is None:
             watched.gone_since = now
         if now - watched.gone_since < self.report_grace:
             return False
         when = "while the scheduler was down" if watched.gone_at_attach else "after a restart"
-        return TaskFailed(
-            "FlowFailed",
-            f"Flow {name!r}: flow process ended {when}, without reporting.{tail_text(log)}",
+        return failure(
+            "FlowFailed", f"Flow {name!r}: its process ended {when}, without reporting.", record
         )
 
     def completed_flows(self) -> list[tuple[str, dict[str, Any]]]:
         """(flow, final counters) of every batch-flow process whose termination record says it
         completed: `records_in`, `records_out`, `records_failed`, `records_filtered`, `shard`,
-        `shards` (what its completion callback carries)."""
+        `shards`, `replica`, `pod` (what its completion callback carries)."""
         done = []
         for watched in self._watched:
             record = watched.record
@@ -437,7 +453,8 @@ class LocalInstaller:
             said = termination(record)
             if said is not None and said.reason == "Completed":
                 keys = ("records_in", "records_out", "records_failed", "records_filtered")
-                counters = {k: v for k, v in said.detail.items() if k in (*keys, "shard", "shards")}
+                ids = ("shard", "shards", "replica", "pod")
+                counters = {k: v for k, v in said.detail.items() if k in (*keys, *ids)}
                 done.append((record.name, counters))
         return done
 

@@ -35,7 +35,7 @@ import structlog
 
 from common import ports
 from common.files import atomic_write
-from common.task_errors import TaskFailed
+from common.task_errors import TaskFailed, without_paths
 from common.termination import TerminationRecord, read_termination
 
 Kind = Literal["service", "flow"]
@@ -364,10 +364,10 @@ def log_tail(path: Path, lines: int = 20) -> str:
     return "\n".join(_read_end(path).rstrip("\n").splitlines()[-lines:])
 
 
-def tail_text(log: Path) -> str:
-    """` Last lines of LOG:` and its tail, for the end of an error message."""
-    tail = log_tail(log)
-    return f" Last lines of {log}:\n{tail}" if tail else f" Its log {log} is empty."
+def public_tail(path: Path, lines: int = 20) -> str | None:
+    """The last lines of a log as the job's status shows them (`errors[].log_tail`): without the
+    server's paths; None when the log is missing or empty."""
+    return without_paths(log_tail(path, lines)) or None
 
 
 def termination_file(record: ProcessRecord) -> Path:
@@ -382,8 +382,16 @@ def termination(record: ProcessRecord) -> TerminationRecord | None:
 
 
 def why_stopped(record: ProcessRecord) -> str:
-    """The message of the process's termination record, else its log tail."""
+    """The message of the process's termination record, else that it wrote none (its log tail
+    goes with the failure, apart: `failure`)."""
     said = termination(record)
     if said is not None and said.message:
         return said.message
-    return "it wrote no termination record." + tail_text(Path(record.log))
+    return "it stopped without saying why (no termination record)."
+
+
+def failure(reason: str, message: str, record: ProcessRecord) -> TaskFailed:
+    """A failure of the process's service or flow, its log tail attached."""
+    return TaskFailed(
+        reason, message, part=(record.kind, record.name), log_tail=public_tail(Path(record.log))
+    )

@@ -20,7 +20,7 @@ import structlog
 
 from common.task_errors import TaskFailed
 from common.termination import read_termination
-from local_runner.processes import tail_text
+from local_runner.processes import public_tail
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,20 +86,21 @@ async def _until_ready(
             states = await _model_states(client, service)
             failed = [error for state, error in states.values() if state == "failed"]
             if failed:
-                raise TaskFailed(
+                raise _failed(
                     "ModelLoadFailed",
-                    f"Scoring service {name!r} could not load its model(s): {'; '.join(failed)}."
-                    f"{tail_text(service.log)}",
+                    f"Scoring service {name!r} could not load its model(s): {'; '.join(failed)}.",
+                    service,
                 )
             if states:
                 last = "; ".join(error for _, error in states.values())
         except httpx.HTTPError as exc:
             last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if time.monotonic() >= deadline:
-            raise TaskFailed(
+            raise _failed(
                 "ServiceNotReady",
                 f"Scoring service {name!r} was not ready within {ready_timeout:g} s; "
-                f"last answer: {last}.{tail_text(service.log)}",
+                f"last answer: {last}.",
+                service,
             )
         await asyncio.sleep(poll)
 
@@ -107,16 +108,24 @@ async def _until_ready(
 def _exit_failure(service: ServiceProbe, code: int | None) -> TaskFailed:
     said = read_termination(service.termination)
     if said is not None and said.reason == "ModelLoadFailed":
-        return TaskFailed(
+        return _failed(
             "ModelLoadFailed",
             f"Scoring service {service.name!r} could not load its model(s): {said.message}; "
-            f"it exited with code {code}.{tail_text(service.log)}",
+            f"it exited with code {code}.",
+            service,
         )
     why = f" {said.message}" if said is not None and said.message else ""
-    return TaskFailed(
+    return _failed(
         "ServiceFailed",
-        f"Scoring service {service.name!r} exited with code {code} before it was ready.{why}"
-        f"{tail_text(service.log)}",
+        f"Scoring service {service.name!r} exited with code {code} before it was ready.{why}",
+        service,
+    )
+
+
+def _failed(reason: str, message: str, service: ServiceProbe) -> TaskFailed:
+    """The service's failure, its log tail attached apart from the message."""
+    return TaskFailed(
+        reason, message, part=("service", service.name), log_tail=public_tail(service.log)
     )
 
 

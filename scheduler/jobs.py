@@ -21,7 +21,7 @@ import json
 import os
 import secrets
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -29,13 +29,14 @@ from typing import Any, NamedTuple
 import structlog
 
 import ir
+from common.task_errors import Part
 from ir.bundle import JobBundle, render_bundle
 from scheduler.backends.base import Backend
 from scheduler.errors import IdempotencyConflict, JobFinished, JobNotFound
+from scheduler.flowstatus import failure_item, services_of, settle, with_endpoints, with_report
 from scheduler.limits import JobLimits, render_within
 from scheduler.schemas import (
     BackendInfo,
-    ErrorItem,
     EventPublic,
     FlowReport,
     FlowStatus,
@@ -49,6 +50,7 @@ from scheduler.store import DuplicateKey, Store
 log = structlog.get_logger("scheduler.jobs")
 
 Listener = Callable[[JobRecord, Event], None]
+Endpoints = tuple[Mapping[str, str], Mapping[str, str]]  # (services, flows) -> URL
 
 
 def now() -> datetime:
@@ -124,6 +126,7 @@ async def prepare_job(
         state=State.PENDING,
         labels=request.labels,
         flows=flows,
+        services=services_of(rendered.values),
         created_at=now(),
         content_hash=rendered.content_hash,
         backend=backend(job_id),
@@ -274,12 +277,15 @@ class JobService:
         *,
         reason: str | None = None,
         message: str | None = None,
+        endpoints: Endpoints | None = None,
     ) -> JobRecord | None:
-        """Apply `event` to the job; None (and a log line) when it does not apply in its state."""
+        """Apply `event` to the job; None (and a log line) when it does not apply in its state.
+        `endpoints` (with INSTALLED): where its services and http-source flows answer."""
         async with self._locks[job_id]:
-            changed = await self._apply(
-                await self.get(job_id), event, reason=reason, message=message
-            )
+            job = await self.get(job_id)
+            if endpoints is not None:
+                job = with_endpoints(job, services=endpoints[0], flows=endpoints[1])
+            changed = await self._apply(job, event, reason=reason, message=message)
         if changed is not None:
             self._notify(*changed)
             return changed[0]
@@ -292,9 +298,12 @@ class JobService:
         *,
         reason: str | None = None,
         message: str | None = None,
+        part: Part | None = None,
+        log_tail: str | None = None,
     ) -> tuple[JobRecord, Event, EventPublic | None] | None:
         """The transition itself, under the job's lock: (the job after it, the event, the stored
-        event record or None when nothing changed); None when `event` does not apply."""
+        event record or None when nothing changed); None when `event` does not apply. A failure
+        names its `part` (service or flow) and keeps that part's `log_tail` apart."""
         job_id = job.id
         try:
             step = advance(job.state, event, job.outcome)
@@ -317,8 +326,14 @@ class JobService:
         }
         if event in (Event.INSTALL_FAILED, Event.WAIT_FAILED, Event.FINALLY_FAILED):
             update["reason"], update["message"] = reason, message
-            update["errors"] = [ErrorItem(loc=["task", job.task or "finally"], msg=message or "")]
+            where = [f"{part[0]}s", part[1]] if part is not None else None
+            update["errors"] = [
+                failure_item(
+                    task=job.task or "finally", message=message or "", part=where, log_tail=log_tail
+                )
+            ]
             update["failed_task"] = job.task or "finally"
+            update["failed_part"] = where
         elif event == Event.CANCEL:
             update["reason"], update["message"] = reason or "Cancelled", message
         elif reason is not None and job.reason is None:
@@ -330,7 +345,7 @@ class JobService:
             update["task"] = job.failed_task if step.state == State.FAILED else None
             if step.state == State.SUCCEEDED:
                 update["reason"] = update.get("reason") or job.reason or "Completed"
-        job = job.model_copy(update=update)
+        job = settle(job.model_copy(update=update))
         record = EventPublic(
             at=at, state=job.state, task=job.task, reason=reason or job.reason, message=message
         )
@@ -374,7 +389,7 @@ class JobService:
                 raise JobNotFound(f"{job_id}/flows/{flow}")
             if job.state.finished:
                 raise JobFinished(job.public())
-            job = with_report(job, flow, report, final=final)
+            job = settle(with_report(job, flow, report, final=final))
             await self.store.save(job)
         self._backend().observe(job)
         updated = job.flows[flow]
@@ -399,8 +414,9 @@ class JobService:
                 job_id,
                 task="wait",
                 reason="FlowFailed",
-                message=f"flow {flow}: {report.error}",
+                message=f"Flow {flow!r} failed: {report.error}",
                 by=f"flow {flow}",
+                part=("flow", flow),
             )
         elif final:
             decided = await self.complete(job_id, by=f"flow {flow}")
@@ -434,7 +450,15 @@ class JobService:
         return decided
 
     async def fail(
-        self, job_id: str, *, task: str, reason: str, message: str, by: str
+        self,
+        job_id: str,
+        *,
+        task: str,
+        reason: str,
+        message: str,
+        by: str,
+        part: Part | None = None,
+        log_tail: str | None = None,
     ) -> Completion:
         """Fail the job for a failure of its `task` (install or wait): `ENDED` when this ended
         the job; `ALREADY_ENDED` when it had ended before; `NOT_YET` when the job is not in that
@@ -446,7 +470,9 @@ class JobService:
             job = await self.get(job_id)
             changed = None
             if job.state == current:
-                changed = await self._apply(job, event, reason=reason, message=message)
+                changed = await self._apply(
+                    job, event, reason=reason, message=message, part=part, log_tail=log_tail
+                )
                 decided = Completion.ENDED
             elif job.state in (State.PENDING, State.INSTALLING):
                 decided = Completion.NOT_YET
@@ -469,46 +495,6 @@ class JobService:
 def _all_batch_done(job: JobRecord) -> bool:
     batch = [f for f in job.flows.values() if f.mode == "batch"]
     return bool(batch) and all(f.state == "COMPLETED" for f in batch)
-
-
-def with_report(job: JobRecord, flow: str, report: FlowReport, *, final: bool) -> JobRecord:
-    """The job with one shard's counters of `flow`; the shards' counters add up."""
-    status = job.flows[flow]
-    shards = dict(job.shard_counters.get(flow, {}))
-    shards[str(report.shard)] = [
-        report.records_in,
-        report.records_out,
-        report.records_failed,
-        report.records_filtered,
-    ]
-    totals = [sum(c[i] for c in shards.values()) for i in range(4)]
-    done = set(job.shards_completed.get(flow, []))
-    if final:
-        done.add(report.shard)
-    state = status.state
-    if final and report.error:
-        state = "FAILED"
-    elif state != "FAILED":
-        state = "COMPLETED" if len(done) >= report.shards else "RUNNING"
-    updated = status.model_copy(
-        update={
-            "records_in": totals[0],
-            "records_out": totals[1],
-            "records_failed": totals[2],
-            "records_filtered": totals[3],
-            "shards": report.shards,
-            "shards_done": len(done),
-            "state": state,
-            "error": report.error if final and report.error else status.error,
-        }
-    )
-    return job.model_copy(
-        update={
-            "flows": {**job.flows, flow: updated},
-            "shard_counters": {**job.shard_counters, flow: shards},
-            "shards_completed": {**job.shards_completed, flow: sorted(done)},
-        }
-    )
 
 
 _SECRET_KEYS = ("password", "secret", "token", "apikey", "api_key", "credentials")

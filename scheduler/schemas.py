@@ -65,11 +65,25 @@ class JobCreate(_Model):
     )
 
 
-FlowState = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED"]
+FlowState = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "NOT_STARTED"]
+
+
+class ReplicaStatus(_Model):
+    """One process of a flow as it last reported: a batch shard (`index` = its shard) or a
+    streaming replica (`index` from the local launcher; on Kubernetes its `pod`)."""
+
+    index: int | None = None
+    pod: str | None = None
+    state: FlowState = "RUNNING"
+    records_in: int = 0
+    records_out: int = 0
+    records_failed: int = 0
+    records_filtered: int = 0
+    error: str | None = None
 
 
 class FlowStatus(_Model):
-    """A flow's progress as reported by its processes (summed over shards)."""
+    """A flow's progress: the sum of its processes' reports (`replicas`, one row each)."""
 
     mode: Literal["batch", "streaming"]
     state: FlowState = "PENDING"
@@ -80,6 +94,20 @@ class FlowStatus(_Model):
     shards: int = 1
     shards_done: int = 0
     error: str | None = None
+    endpoint: str | None = Field(
+        default=None, description="Where an http-source flow takes `POST`s while the job runs."
+    )
+    replicas: list[ReplicaStatus] = Field(default_factory=list)
+
+
+class ServiceStatus(_Model):
+    """A scoring service the job runs."""
+
+    runtime: str
+    endpoint: str | None = Field(
+        default=None,
+        description="The service's base URL (Open Inference Protocol) while the job runs.",
+    )
 
 
 class BackendInfo(_Model):
@@ -92,12 +120,14 @@ class BackendInfo(_Model):
 
 
 class ErrorItem(_Model):
-    """One problem: where (`loc`, and for IR text `file` and `line`) and what."""
+    """One problem: where (`loc`, and for IR text `file` and `line`) and what; for a failed
+    service or flow, the last lines of its log (`log_tail`)."""
 
     loc: list[str | int]
     msg: str
     file: str | None = None
     line: int | None = None
+    log_tail: str | None = None
 
 
 class JobPublic(_Model):
@@ -113,6 +143,7 @@ class JobPublic(_Model):
     errors: list[ErrorItem] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
     flows: dict[str, FlowStatus] = Field(default_factory=dict)
+    services: dict[str, ServiceStatus] = Field(default_factory=dict)
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -122,15 +153,17 @@ class JobPublic(_Model):
 
 class JobRecord(JobPublic):
     """A job as stored: the public status plus what only the scheduler needs: the state the
-    job ends in while STOPPING, the task that failed, and each flow's counters per shard."""
+    job ends in while STOPPING, the task that failed and the part (service or flow) that did.
+    Fields of earlier versions (per-shard counters, now `flows.<f>.replicas`) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
 
     outcome: State | None = None
     failed_task: Literal["install", "wait", "finally"] | None = None
-    shard_counters: dict[str, dict[str, list[int]]] = Field(default_factory=dict)
-    shards_completed: dict[str, list[int]] = Field(default_factory=dict)
+    failed_part: list[str] | None = None
 
     def public(self) -> JobPublic:
-        internal = {"outcome", "failed_task", "shard_counters", "shards_completed"}
+        internal = {"outcome", "failed_task", "failed_part"}
         return JobPublic.model_validate(self.model_dump(exclude=internal))
 
 
@@ -230,6 +263,10 @@ class FlowReport(_Model):
     records_filtered: int = Field(default=0, ge=0)
     shard: int = Field(default=0, ge=0)
     shards: int = Field(default=1, ge=1)
+    replica: int | None = Field(default=None, ge=0, description="The replica's index (local).")
+    pod: (
+        Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")] | None
+    ) = Field(default=None, description="The reporting pod (Kubernetes).")
     error: Annotated[str, StringConstraints(max_length=65536)] | None = None
 
 

@@ -7,7 +7,10 @@ Environment variables (documented in docs/scoring-flow.md):
   `TEKSCORE_CALLBACK_TOKEN` (bearer token of the callbacks),
 - `TEKSCORE_LOG_LEVEL` (debug|info|warning|error), `TEKSCORE_LOG_FORMAT` (json|console),
 - `TEKSCORE_PROGRESS_INTERVAL` (seconds, default 2), `TEKSCORE_READY_TIMEOUT` (seconds a flow
-  waits for its services, default 120), `JOB_COMPLETION_INDEX` (shard index, default 0).
+  waits for its services, default 120), `JOB_COMPLETION_INDEX` (shard index, default 0),
+- `TEKSCORE_POD_NAME` (the pod, on Kubernetes: the chart sets it) and `TEKSCORE_REPLICA_INDEX`
+  (the replica's index, locally: the launcher sets it): who this process is among the flow's
+  processes, in its reports.
 """
 
 from __future__ import annotations
@@ -84,6 +87,13 @@ class RuntimeSettings:
     ready_timeout: float = 120.0
     completion_retry: float = 60.0
     shard_index: int = 0
+    replica_index: int | None = None
+    pod: str | None = None
+
+    def identity(self) -> dict[str, int | str]:
+        """`replica` and `pod`, those known: who this process is, in reports and records."""
+        known = {"replica": self.replica_index, "pod": self.pod}
+        return {k: v for k, v in known.items() if v is not None}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -104,7 +114,9 @@ class RuntimeSettings:
             progress_interval=_positive_float(env, "TEKSCORE_PROGRESS_INTERVAL", 2.0),
             ready_timeout=_positive_float(env, "TEKSCORE_READY_TIMEOUT", 120.0),
             completion_retry=_positive_float(env, "TEKSCORE_COMPLETION_RETRY_SECONDS", 60.0),
-            shard_index=_index(env),
+            shard_index=_index(env, "JOB_COMPLETION_INDEX", 0) or 0,
+            replica_index=_index(env, "TEKSCORE_REPLICA_INDEX", None),
+            pod=_pod(env),
         )
 
 
@@ -121,11 +133,20 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _index(env: Mapping[str, str]) -> int:
-    raw = env.get("JOB_COMPLETION_INDEX") or "0"
+def _index(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(name)
+    if not raw:
+        return default
     if not raw.isdigit():
-        raise ConfigError(f"JOB_COMPLETION_INDEX must be a non-negative integer, not {raw!r}")
+        raise ConfigError(f"{name} must be a non-negative integer, not {raw!r}")
     return int(raw)
+
+
+def _pod(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("TEKSCORE_POD_NAME") or "").strip()
+    if len(raw) > 253 or any(not (c.isalnum() or c in "-.") for c in raw):
+        raise ConfigError(f"TEKSCORE_POD_NAME must be a pod name, not {raw[:40]!r}")
+    return raw or None
 
 
 def summary(flow: FlowValues) -> dict[str, Any]:

@@ -24,10 +24,12 @@ log = structlog.get_logger("scoring_flow.reporting")
 
 
 def report_body(
-    counters: Counters, *, shard: int, shards: int, error: str | None
+    counters: Counters, *, shard: int, shards: int, error: str | None, **identity: int | str
 ) -> dict[str, Any]:
-    """The JSON body of a progress or completion report."""
-    return {**counters.as_dict(), "shard": shard, "shards": shards, "error": error}
+    """The JSON body of a progress or completion report: this process's own counters and who it
+    is (its shard; `replica`, its index, or `pod`, its name, when it has one): the scheduler
+    sums the flow's processes."""
+    return {**counters.as_dict(), "shard": shard, "shards": shards, **identity, "error": error}
 
 
 class _Rejected(Exception):
@@ -82,7 +84,11 @@ class Reporter:
 
     def _body(self, error: str | None) -> dict[str, Any]:
         return report_body(
-            self.counters, shard=self.settings.shard_index, shards=self.shards, error=error
+            self.counters,
+            shard=self.settings.shard_index,
+            shards=self.shards,
+            error=error,
+            **self.settings.identity(),
         )
 
     async def _post(self, what: str, body: dict[str, Any]) -> None:

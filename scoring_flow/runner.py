@@ -165,6 +165,7 @@ class FlowRunner:
             counters=self.counters,
             shard=self.settings.shard_index,
             shards=self.flow.shards,
+            **self.settings.identity(),
         )
 
     def _install_signals(self) -> None:

@@ -250,3 +250,45 @@ def cancel_patch() -> dict[str, Any]:
 def cancel_taskrun_patch(message: str) -> dict[str, Any]:
     """Cancel one TaskRun (the wait task): it ends False/TaskRunCancelled, finally runs."""
     return {"spec": {"status": "TaskRunCancelled", "statusMessage": message}}
+
+
+# -- where a job's parts answer (the names of the scoring-pipeline chart's Services) -----------
+
+
+def service_object_name(job_id: str, service: str) -> str:
+    """The chart's `scoring-pipeline.serviceName`: `<job>-<service>`, cut to 63, no trailing -."""
+    return f"{job_id}-{service}"[:63].rstrip("-")
+
+
+def flow_object_name(job_id: str, flow: str) -> str:
+    """The chart's `scoring-pipeline.flowName`: `<job>-flow-<flow>`; past 63 characters, cut to
+    54 (no trailing -), then `-` and 8 hex of the full name's sha256."""
+    full = f"{job_id}-flow-{flow}"
+    if len(full) <= 63:
+        return full
+    return f"{full[:54].rstrip('-')}-{hashlib.sha256(full.encode()).hexdigest()[:8]}"
+
+
+def endpoints(
+    values: Mapping[str, Any], *, job_id: str, namespace: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(service -> base URL, http-source flow -> POST URL) of a job installed by the chart: the
+    cluster DNS names of its Services, `http://<name>.<namespace>.svc:<port>`."""
+    services = {
+        str(s["name"]): (
+            f"http://{service_object_name(job_id, str(s['name']))}.{namespace}.svc:{s['port']}"
+        )
+        for s in values.get("scoringServices") or []
+        if s.get("runtime") != "external" and s.get("port")
+    }
+    flows = {}
+    for f in values.get("scoringFlows") or []:
+        source = f.get("source") or {}
+        if source.get("type") != "http":
+            continue
+        config = source.get("config") or {}
+        host = f"{flow_object_name(job_id, str(f['name']))}.{namespace}.svc"
+        flows[str(f["name"])] = (
+            f"http://{host}:{config.get('port') or 8080}{config.get('path') or '/score'}"
+        )
+    return services, flows

@@ -237,7 +237,11 @@ class LocalBackend:
                 if await self.service.transition(job_id, Event.INSTALL_STARTED) is None:
                     return  # cancelled before it began
                 await installer.install(await self.service.rendered(job_id))
-                if await self.service.transition(job_id, Event.INSTALLED) is None:
+                endpoints = (installer.endpoints.services, installer.endpoints.flows)
+                if (
+                    await self.service.transition(job_id, Event.INSTALLED, endpoints=endpoints)
+                    is None
+                ):
                     return
                 # every flow may have reported already (the completion callback had to leave
                 # the decision to the end of install)
@@ -249,16 +253,24 @@ class LocalBackend:
         except asyncio.CancelledError:
             return  # the service recorded why (cancel, completion, failure) before stopping us
         except TaskFailed as exc:
-            await self._fail(job_id, exc.reason, exc.message)
+            await self._fail(job_id, exc.reason, exc.message, exc)
         except Exception as exc:
             log.exception("task crashed", job_id=job_id)
             await self._fail(job_id, "InternalError", f"{type(exc).__name__}: {exc}")
 
-    async def _fail(self, job_id: str, reason: str, message: str) -> None:
+    async def _fail(
+        self, job_id: str, reason: str, message: str, exc: TaskFailed | None = None
+    ) -> None:
         job = await self.service.get(job_id)
         task = "install" if job.state in (State.PENDING, State.INSTALLING) else "wait"
         await self.service.fail(
-            job_id, task=task, reason=reason, message=message, by=f"{task} task"
+            job_id,
+            task=task,
+            reason=reason,
+            message=message,
+            by=f"{task} task",
+            part=exc.part if exc is not None else None,
+            log_tail=exc.log_tail if exc is not None else None,
         )
 
     async def counts_from_records(self, job_id: str, installer: LocalInstaller) -> None:
@@ -268,7 +280,10 @@ class LocalBackend:
         job = await self.service.get(job_id)
         for flow, record in installer.completed_flows():
             status = job.flows.get(flow)
-            if status is None or record.get("shard", 0) in job.shards_completed.get(flow, []):
+            shard = record.get("shard", 0)
+            if status is None or any(
+                r.index == shard and r.state in ("COMPLETED", "FAILED") for r in status.replicas
+            ):
                 continue
             try:
                 counters = FlowCounters.model_validate(record)

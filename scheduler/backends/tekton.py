@@ -43,7 +43,8 @@ from ir.bundle import JobBundle, render_bundle
 from scheduler.auth import callback_token
 from scheduler.config import Settings
 from scheduler.errors import IdempotencyConflict, JobFinished, JobNotFound
-from scheduler.jobs import body_hash, new_job_id, prepare_job, redact, with_report
+from scheduler.flowstatus import settle, with_endpoints, with_report
+from scheduler.jobs import body_hash, new_job_id, prepare_job, redact
 from scheduler.limits import JobLimits
 from scheduler.schemas import (
     BackendInfo,
@@ -55,6 +56,7 @@ from scheduler.schemas import (
     JobQuery,
     JobRecord,
     JobsPublic,
+    ServiceStatus,
     decode_cursor,
     encode_cursor,
 )
@@ -73,7 +75,7 @@ from tekton.kube import (
     Watcher,
     connect,
 )
-from tekton.status import job_status, parse_time
+from tekton.status import flows_annotation, job_status, parse_time
 
 log = structlog.get_logger("scheduler.tekton")
 
@@ -272,7 +274,7 @@ class TektonJobs:
         else:
             job_id = new_job_id()
         bound = log.bind(job_id=job_id)
-        bundle, job, _ = await prepare_job(  # the install task renders the bundle again
+        bundle, job, values = await prepare_job(  # the install task renders the bundle again
             request,
             job_id=job_id,
             globals_=self.globals,
@@ -281,11 +283,9 @@ class TektonJobs:
             backend=self.info,
             limits=self.limits,
         )
-        flows_doc = {
-            "flows": {k: v.model_dump(mode="json") for k, v in job.flows.items()},
-            "shard_counters": {},
-            "shards_completed": {},
-        }
+        services, flows = pr.endpoints(values, job_id=job_id, namespace=self.namespace)
+        job = with_endpoints(job, services=services, flows=flows)  # shown while it runs
+        flows_doc = _flows_doc(job)
         s = self.settings
         run = pr.build_pipelinerun(
             pr.RunSpec(
@@ -381,6 +381,12 @@ class TektonJobs:
                 flows[flow] = FlowStatus.model_validate(value)
             except ValueError:
                 log.warning("unreadable flow report", job_id=name, flow=flow)
+        services: dict[str, ServiceStatus] = {}
+        for service, value in (doc.get("services") or {}).items():
+            try:
+                services[service] = ServiceStatus.model_validate(value)
+            except ValueError:
+                log.warning("unreadable service entry", job_id=name, service=service)
         try:
             job_labels = json.loads(annotations.get(pr.ANN_LABELS) or "{}")
         except ValueError:
@@ -405,6 +411,7 @@ class TektonJobs:
             errors=errors,
             labels=job_labels if isinstance(job_labels, dict) else {},
             flows=flows,
+            services=services,
             created_at=created,
             started_at=st.started_at,
             finished_at=st.finished_at,
@@ -412,9 +419,8 @@ class TektonJobs:
             backend=self.info(name),
             outcome=OUTCOME_STATE.get(st.outcome or ""),
             failed_task=st.failed_task,
-            shard_counters=doc.get("shard_counters") or {},
-            shards_completed=doc.get("shards_completed") or {},
         )
+        record = settle(record)
         self._memo[name] = (memo_key, record)
         return record
 
@@ -564,7 +570,7 @@ class TektonJobs:
             decided = bool(annotations.get(pr.ANN_OUTCOME)) or job.state.finished
             outcome: tuple[str, str, str] | None = None
             if final and report.error and not decided:
-                outcome = ("failed", "FlowFailed", f"flow {flow}: {report.error}")
+                outcome = ("failed", "FlowFailed", f"Flow {flow!r} failed: {report.error}")
             elif final and not decided and _all_batch_done(job):
                 outcome = ("succeeded", "Completed", "all batch flows completed")
             if outcome is not None:
@@ -599,11 +605,7 @@ class TektonJobs:
             if job.state.finished:  # a finished PipelineRun is immutable, and so is its job
                 raise JobFinished(job.public())
             job = with_report(job, flow, report, final=final)
-            doc = {
-                "flows": {k: v.model_dump(mode="json") for k, v in job.flows.items()},
-                "shard_counters": job.shard_counters,
-                "shards_completed": job.shards_completed,
-            }
+            doc = _flows_doc(job, before=flows_annotation(run))
             flows_json = json.dumps(doc, sort_keys=True, separators=(",", ":"))
             meta: dict[str, Any] = {"annotations": {pr.ANN_FLOWS: flows_json}}
             version = (run.get("metadata") or {}).get("resourceVersion")
@@ -664,6 +666,23 @@ class TektonJobs:
             raise
         except Exception:
             log.exception("could not stop the wait task", job_id=job_id)
+
+
+def _flows_doc(job: JobRecord, before: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The `tekscore.dev/flows` annotation: each flow's status (its replica rows included) and
+    each service's (its endpoint). The endpoints recorded at start stay (`before`): the status
+    shows them only while the job runs."""
+    doc: dict[str, Any] = {
+        "flows": {k: v.model_dump(mode="json") for k, v in job.flows.items()},
+        "services": {k: v.model_dump(mode="json") for k, v in job.services.items()},
+    }
+    for kind in ("flows", "services"):
+        earlier = (before or {}).get(kind) or {}
+        for name, entry in doc[kind].items():
+            was = earlier.get(name)
+            if entry.get("endpoint") is None and isinstance(was, dict) and was.get("endpoint"):
+                entry["endpoint"] = was["endpoint"]
+    return doc
 
 
 def _all_batch_done(job: JobRecord) -> bool:

@@ -65,10 +65,10 @@ def _labels(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _show(job: dict[str, Any], fmt: Output) -> None:
+def _show(job: dict[str, Any], fmt: Output, *, wide: bool = False, verbose: bool = False) -> None:
     from scheduler.cli.views import job_view
 
-    emit(job, fmt, table=job_view)
+    emit(job, fmt, table=lambda j: job_view(j, wide=wide, verbose=verbose))
 
 
 def submit(
@@ -106,14 +106,27 @@ def submit(
 def status(
     job_id: JobId,
     output: OutputOpt = Output.table,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide", "-w", help="A row per shard or replica under each flow, and the services."
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="The log tail of the part that failed the job."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", hidden=True, help="Same as -o json.")] = False,
     server: Server = None,
     token: Token = None,
 ) -> None:
-    """A job's state, task, reason and flow counts."""
+    """A job's state, task, reason, message and flow counts (with their endpoints).
+
+    json/yaml print the API's object, replicas, endpoints and log tails included.
+    """
     with client(server, token) as c:
         job = c.get(job_id)
-    _show(job, Output.json if as_json else output)
+    _show(job, Output.json if as_json else output, wide=wide, verbose=verbose)
 
 
 def list_jobs(

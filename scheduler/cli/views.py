@@ -29,38 +29,85 @@ def job_line(job: dict[str, Any]) -> str:
     return line
 
 
-def flows_table(job: dict[str, Any]) -> RenderableType:
-    """Each flow's mode, state and counters."""
-    rows = [
-        (
-            name,
-            flow["mode"],
-            flow["state"],
-            str(flow["records_in"]),
-            str(flow["records_out"]),
-            str(flow["records_failed"]),
-            str(flow.get("records_filtered", 0)),
+def _counts(row: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        str(row["records_in"]),
+        str(row["records_out"]),
+        str(row["records_failed"]),
+        str(row.get("records_filtered", 0)),
+    )
+
+
+def replica_name(flow: str, replica: dict[str, Any]) -> str:
+    """`classify[0]` (a shard or local replica), `classify[<pod>]` (a pod on Kubernetes)."""
+    who = replica.get("pod") if replica.get("index") is None else replica["index"]
+    return f"{flow}[{who}]"
+
+
+def flows_table(job: dict[str, Any], *, wide: bool = False) -> RenderableType:
+    """Each flow's mode, state and counters (the sums of its processes), and its endpoint when
+    it has one; `wide`: a row per shard or replica under each flow."""
+    flows = sorted(job["flows"].items())
+    endpoints = any(flow.get("endpoint") for _, flow in flows)
+    rows = []
+    for name, flow in flows:
+        rows.append(
+            (
+                name,
+                flow["mode"],
+                flow["state"],
+                *_counts(flow),
+                *((flow.get("endpoint") or "",) if endpoints else ()),
+            )
         )
-        for name, flow in sorted(job["flows"].items())
-    ]
+        if wide:
+            kind = "shard" if flow["mode"] == "batch" else "replica"
+            for replica in flow.get("replicas") or []:
+                rows.append(
+                    (
+                        replica_name(name, replica),
+                        kind,
+                        replica["state"],
+                        *_counts(replica),
+                        *(("",) if endpoints else ()),
+                    )
+                )
     return table(
-        ("flow", "mode", "state", *COUNTERS),
+        ("flow", "mode", "state", *COUNTERS, *(("endpoint",) if endpoints else ())),
         rows,
         title=f"job {job['id']} ({job['pipeline']})",
         right=COUNTERS,
     )
 
 
-def job_view(job: dict[str, Any]) -> RenderableType:
-    """A job's status: its state line, its message, and its flows."""
+def services_table(job: dict[str, Any]) -> RenderableType:
+    """The job's scoring services: runtime and, while the job runs, endpoint."""
+    rows = [
+        (name, service.get("runtime") or "", service.get("endpoint") or "")
+        for name, service in sorted((job.get("services") or {}).items())
+    ]
+    return table(("service", "runtime", "endpoint"), rows)
+
+
+def job_view(job: dict[str, Any], *, wide: bool = False, verbose: bool = False) -> RenderableType:
+    """A job's status: its state line, its message, and its flows; `wide` adds each flow's
+    shards or replicas and the services; `verbose` the log tail of the part that failed."""
     from rich.console import Group
     from rich.text import Text
 
     parts: list[RenderableType] = [Text.from_markup(job_line(job))]
     if job.get("message"):
         parts.append(Text("  " + job["message"]))
+    if verbose:
+        for item in job.get("errors") or []:
+            if item.get("log_tail"):
+                where = ".".join(str(p) for p in item.get("loc") or [])
+                parts.append(Text(f"  last lines of the log of {where}:"))
+                parts.extend(Text("    " + line) for line in item["log_tail"].splitlines())
     if job["flows"]:
-        parts.append(flows_table(job))
+        parts.append(flows_table(job, wide=wide))
+    if wide and job.get("services"):
+        parts.append(services_table(job))
     return Group(*parts)
 
 

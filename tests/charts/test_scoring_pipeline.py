@@ -172,7 +172,9 @@ def test_secrets_only_by_reference(
                 ]
         assert mounted == {k: sorted(v) for k, v in expected.items()}, flow["name"]
         for env in container["env"]:
-            if "valueFrom" in env:  # ... and env only by secretKeyRef, never a value
+            if env["name"] == "TEKSCORE_POD_NAME":  # who reports: the downward API
+                assert env["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+            elif "valueFrom" in env:  # ... and env only by secretKeyRef, never a value
                 assert set(env["valueFrom"]) == {"secretKeyRef"}
         checked += bool(expected)
     assert checked > 50

@@ -138,6 +138,7 @@ async def test_iris_batch_file_to_file_then_restart(tmp_path: Path, trained_iris
             "records_filtered": 0,
             "shard": 0,
             "shards": 1,
+            "replica": 0,  # who it is among the flow's processes (the launcher's index)
         }
         # created empty at start (the sandbox shows it writable); the service wrote nothing
         assert (job_dir / "services" / "iris.termination.json").read_bytes() == b""
@@ -265,7 +266,11 @@ async def test_bad_model_uri_fails_install_with_the_download_error(tmp_path: Pat
             await asyncio.wait_for(inst.install(values), DEADLINE)
         assert failed.value.reason == "ModelLoadFailed"
         assert f"file://{tmp_path}/missing.joblib: no such file" in failed.value.message
-        assert "Last lines of" in failed.value.message  # the service log's tail
+        # the service log's tail comes apart from the message, without the server's folders
+        assert failed.value.part == ("service", "lost")
+        assert "Last lines" not in failed.value.message and "\n" not in failed.value.message
+        assert failed.value.log_tail and "missing.joblib" in failed.value.log_tail
+        assert str(job_dir) not in failed.value.log_tail
         said = json.loads((job_dir / "services" / "lost.termination.json").read_text())
         assert said["reason"] == "ModelLoadFailed" and said["models"] == ["lost"]
         assert f"file://{tmp_path}/missing.joblib: no such file" in said["message"]
@@ -562,6 +567,8 @@ async def test_a_dead_service_fails_wait(stand_ins: StandIns) -> None:
     with pytest.raises(TaskFailed) as failed:
         await asyncio.wait_for(waiting, 30)
     assert failed.value.reason == "ServiceFailed"
-    assert "out of memory" in failed.value.message
+    assert "no termination record" in failed.value.message  # it left no word: its log says
+    assert failed.value.part == ("service", records[0].name)
+    assert failed.value.log_tail == "model server crashed: out of memory"
     await inst.uninstall()
     assert flow.wait(timeout=10) == -signal.SIGTERM

@@ -168,7 +168,7 @@ async def test_a_failure_ends_a_job_once_and_a_later_completion_is_told(
     await service.report(job_id, "a", failed, final=True)
     job = await service.get(job_id)
     assert (job.state, job.outcome, job.reason) == (State.STOPPING, State.FAILED, "FlowFailed")
-    assert job.message == "flow a: sink exploded"
+    assert job.message == "Flow 'a' failed: sink exploded"
     assert recorder(service).stopped == [job_id]
     assert await service.complete(job_id, by="wait task", processes_done=True) == (
         Completion.ALREADY_ENDED
@@ -179,7 +179,7 @@ async def test_a_failure_ends_a_job_once_and_a_later_completion_is_told(
         )
         == Completion.ALREADY_ENDED
     )
-    assert (await service.get(job_id)).message == "flow a: sink exploded"
+    assert (await service.get(job_id)).message == "Flow 'a' failed: sink exploded"
 
 
 async def test_a_failed_completion_during_install_is_left_to_the_wait_task(

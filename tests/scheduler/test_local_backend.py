@@ -47,6 +47,19 @@ def test_the_iris_batch_job_succeeds_with_exact_counts_and_correct_output(
         "shards": 1,
         "shards_done": 1,
         "error": None,
+        "endpoint": None,
+        "replicas": [
+            {
+                "index": 0,
+                "pod": None,
+                "state": "COMPLETED",
+                "records_in": 150,
+                "records_out": 150,
+                "records_failed": 0,
+                "records_filtered": 0,
+                "error": None,
+            }
+        ],
     }
     records = [
         json.loads(line) for line in (iris / "output" / "scored.jsonl").read_text().splitlines()

@@ -394,6 +394,19 @@ async def test_success(client: httpx.AsyncClient, api: ApiServer, sim: TektonSim
         "shards": 1,
         "shards_done": 1,
         "error": None,
+        "endpoint": None,
+        "replicas": [
+            {
+                "index": 0,
+                "pod": None,
+                "state": "COMPLETED",
+                "records_in": 150,
+                "records_out": 149,
+                "records_failed": 1,
+                "records_filtered": 0,
+                "error": None,
+            }
+        ],
     }
     assert await event_states(client, job_id) == [
         ("PENDING", None),

@@ -1,13 +1,13 @@
 """The web view in a real browser (Debian's chromium driven by Playwright, no browser download)
 against a real `tekscore serve` with real jobs: sign in once with the API token, filter the jobs
 table, open a running streaming job by keyboard, see its pipeline drawn, watch its counters move
-while records are scored, read its logs and events; a read-only token sees the job without a
+while records are scored, with its replica row and the endpoints the status lists (the test
+posts to the flow at that endpoint), read its logs and events; a read-only token sees the job without a
 cancel button; cancel it through the confirmation and see CANCELLED. Screenshots of the two
 pages are saved in the test's temporary folder."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -84,8 +84,9 @@ class Traffic:
 
 
 def http_flow_url(scheduler: Scheduler, job_id: str) -> str:
-    config = json.loads((scheduler.home / "jobs" / job_id / "flows" / "on-demand.json").read_text())
-    return f"http://127.0.0.1:{config['source']['config']['port']}/score"
+    """Where the HTTP flow takes records, as the job's status says."""
+    url: str = scheduler.job(job_id)["flows"]["on-demand"]["endpoint"]
+    return url
 
 
 def counter(page: Any, name: str) -> int:
@@ -162,8 +163,14 @@ def test_an_operator_follows_and_cancels_a_running_job(
         "Sinks: nowhere."
     )
 
+    # the endpoints of the running job: the flow's and the service's, as the API gives them
+    endpoint = http_flow_url(scheduler, streaming["id"])
+    expect(page.locator("#flow-on-demand")).to_contain_text(endpoint)
+    service_url = scheduler.job(streaming["id"])["services"]["iris"]["endpoint"]
+    expect(page.locator("#services tbody")).to_contain_text(service_url)
+
     # the counters move while records are scored, and so does the chart
-    with Traffic(http_flow_url(scheduler, streaming["id"])) as traffic:
+    with Traffic(endpoint) as traffic:
         cell = page.locator('#flow-on-demand [data-counter="in"]')
         seen = [counter(page, "in")]
         for _ in range(2):  # it moves, and moves again
@@ -171,6 +178,10 @@ def test_an_operator_follows_and_cancels_a_running_job(
             seen.append(counter(page, "in"))
         assert seen == sorted(seen) and seen[0] < seen[1] < seen[2], seen
         assert counter(page, "out") <= counter(page, "in")
+        replica = page.locator('tr.replica[data-flow="on-demand"]')  # its one process, a row
+        expect(replica).to_have_count(1)
+        expect(replica).to_contain_text("replica 0")
+        expect(replica.locator(".state")).to_have_text("RUNNING")
         chart = page.locator('figure.chart[data-flow="on-demand"] svg')
         expect(chart).to_have_attribute("aria-label", THROUGHPUT)
         expect(graph.locator('[data-node="flow:on-demand"] .sub')).to_contain_text("RUNNING")
@@ -206,6 +217,9 @@ def test_an_operator_follows_and_cancels_a_running_job(
     assert traffic.sent > 0
     assert scheduler.job(streaming["id"])["state"] == "CANCELLED"
     expect(page.get_by_role("button", name="Cancel job…")).to_be_hidden()
+    # the flow stopped with the job: CANCELLED, and its endpoint is gone
+    expect(page.locator("#flow-on-demand .state")).to_have_text("CANCELLED")
+    expect(page.locator("#flow-on-demand")).not_to_contain_text(endpoint)
     expect(page.locator("#events li").last).to_contain_text("CANCELLED")
     states = [line.split()[0] for line in page.locator("#events li .state").all_inner_texts()]
     assert states == ["PENDING", "INSTALLING", "RUNNING", "STOPPING", "CANCELLED"]

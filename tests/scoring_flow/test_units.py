@@ -288,9 +288,17 @@ def test_runtime_settings_from_env() -> None:
         2,
     )
     assert RuntimeSettings.from_env({}).callback_url is None
+    # who the process is among the flow's processes: its pod (chart) or replica index (launcher)
+    assert (s.pod, s.replica_index) == (None, None)
+    named = RuntimeSettings.from_env(
+        {"TEKSCORE_POD_NAME": "j-abc-flow-f-5d8c7-x2k4q", "TEKSCORE_REPLICA_INDEX": "1"}
+    )
+    assert (named.pod, named.replica_index) == ("j-abc-flow-f-5d8c7-x2k4q", 1)
     for bad in (
         {"TEKSCORE_PROGRESS_INTERVAL": "-1"},
         {"JOB_COMPLETION_INDEX": "x"},
+        {"TEKSCORE_POD_NAME": "a/b"},
+        {"TEKSCORE_REPLICA_INDEX": "-1"},
         {"TEKSCORE_LOG_FORMAT": "xml"},
     ):
         with pytest.raises(ConfigError):
@@ -338,7 +346,9 @@ def test_counters_invariant_and_report_body() -> None:
         "records_filtered": 1,
     }
     assert c.pending == 0
-    assert report_body(c, shard=1, shards=2, error=None)["shard"] == 1
+    body = report_body(c, shard=1, shards=2, pod="j-a-flow-f-5d8c7-x2k4q", error=None)
+    assert (body["shard"], body["pod"], "replica" in body) == (1, "j-a-flow-f-5d8c7-x2k4q", False)
+    assert report_body(c, shard=0, shards=1, replica=1, error=None)["replica"] == 1
     assert dead_letter_entry(items[0], flow="f") == {
         "record": {"a": 1},
         "reason": "x",

@@ -53,6 +53,11 @@ spec:
               optional: true
         - name: TEKSCORE_SECRETS_DIR
           value: /var/run/secrets/tekscore
+        {{- /* who this process is in its reports: the scheduler keeps a row per replica */}}
+        - name: TEKSCORE_POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
       ports:
         - name: metrics
           containerPort: 9090
