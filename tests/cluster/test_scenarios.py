@@ -89,9 +89,34 @@ def test_streaming_flow_scores_through_its_service_then_cancel_during_wait(
     assert result["species"] == "virginica"
     assert jobs.get(job_id)["state"] == "RUNNING"  # a streaming job does not end by itself
 
+    # the status names the Services the chart made: the flow's and the scoring service's DNS
+    # names (the host cannot resolve them; they are the objects kubectl finds, on their ports)
+    job = jobs.get(job_id)
+    endpoint = job["flows"]["classify-http"]["endpoint"]
+    assert endpoint == f"http://{job_id}-flow-classify-http.{JOBS_NS}.svc:8090/score", job
+    [(name, svc)] = job["services"].items()
+    host, port = svc["endpoint"].removeprefix("http://").rsplit(":", 1)
+    assert host == f"{job_id}-{name}.{JOBS_NS}.svc", svc
+    found = cluster.get("-n", JOBS_NS, "service", host.split(".")[0])
+    assert [p["port"] for p in found["spec"]["ports"]] == [int(port)]
+
+    # the flow's one replica reports as its pod (TEKSCORE_POD_NAME from the downward API)
+    def reported() -> list[dict[str, Any]] | None:
+        rows: list[dict[str, Any]] = jobs.get(job_id)["flows"]["classify-http"]["replicas"]
+        return rows if rows and rows[0]["records_in"] >= 1 else None
+
+    [row] = wait_for("the flow's pod to report the record", reported, timeout=60)
+    pods = cluster.get("-n", JOBS_NS, "pods", "-l", "tekscore.dev/flow=classify-http")["items"]
+    assert row["pod"] in {p["metadata"]["name"] for p in pods}, row
+    assert (row["index"], row["state"]) == (None, "RUNNING")
+
     assert jobs.cancel(job_id).status_code == 202
     job = jobs.wait(job_id)
     assert (job["state"], job["reason"]) == ("CANCELLED", "Cancelled"), job
+    # stopped with the job: the flow and its replica read CANCELLED, no endpoint is listed
+    flow = job["flows"]["classify-http"]
+    assert (flow["state"], [r["state"] for r in flow["replicas"]]) == ("CANCELLED", ["CANCELLED"])
+    assert flow["endpoint"] is None and {s["endpoint"] for s in job["services"].values()} == {None}
     assert states(jobs, job_id) == ["PENDING", "INSTALLING", "RUNNING", "STOPPING", "CANCELLED"]
     trs = taskruns(cluster, job_id)
     assert {task: condition(tr) for task, tr in trs.items()} == {
@@ -155,6 +180,7 @@ def test_a_model_that_cannot_load_fails_the_install_naming_the_model_error(
     assert (job["task"], job["reason"]) == ("install", "ServiceFailed"), job
     assert "model 'broken' failed to load" in job["message"], job["message"]
     assert "context deadline exceeded" not in job["message"]
+    assert {f["state"] for f in job["flows"].values()} == {"NOT_STARTED"}, job["flows"]
     trs = taskruns(cluster, job_id)
     assert condition(trs["install"]) == ("False", "StepFailed")  # the task's reason: results
     assert condition(trs["uninstall"]) == ("True", "Succeeded")
