@@ -33,7 +33,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -375,18 +375,8 @@ class TektonJobs:
         labels = meta.get("labels") or {}
         st = job_status(run, trs)
         doc = st.flows
-        flows: dict[str, FlowStatus] = {}
-        for flow, value in (doc.get("flows") or {}).items():
-            try:
-                flows[flow] = FlowStatus.model_validate(value)
-            except ValueError:
-                log.warning("unreadable flow report", job_id=name, flow=flow)
-        services: dict[str, ServiceStatus] = {}
-        for service, value in (doc.get("services") or {}).items():
-            try:
-                services[service] = ServiceStatus.model_validate(value)
-            except ValueError:
-                log.warning("unreadable service entry", job_id=name, service=service)
+        flows = _entries(FlowStatus, doc.get("flows"), job_id=name, kind="flow")
+        services = _entries(ServiceStatus, doc.get("services"), job_id=name, kind="service")
         try:
             job_labels = json.loads(annotations.get(pr.ANN_LABELS) or "{}")
         except ValueError:
@@ -666,6 +656,20 @@ class TektonJobs:
             raise
         except Exception:
             log.exception("could not stop the wait task", job_id=job_id)
+
+
+_Entry = TypeVar("_Entry", FlowStatus, ServiceStatus)
+
+
+def _entries(model: type[_Entry], raw: Any, *, job_id: str, kind: str) -> dict[str, _Entry]:
+    """The flows' or services' entries of the annotation; one that does not read is left out."""
+    out: dict[str, _Entry] = {}
+    for name, value in (raw or {}).items():
+        try:
+            out[name] = model.model_validate(value)
+        except ValueError:
+            log.warning("unreadable status entry", job_id=job_id, kind=kind, name=name)
+    return out
 
 
 def _flows_doc(job: JobRecord, before: Mapping[str, Any] | None = None) -> dict[str, Any]:
