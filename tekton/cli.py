@@ -64,7 +64,8 @@ def run_task(task: str, job_id: str, work: Callable[[], Awaitable[T]]) -> T:
     except TaskFailed as exc:
         log.error("task failed", reason=exc.reason, message=exc.message)
         message = " ".join(exc.message.split())
-        write_failure_results(exc.reason, message)
+        part = f"{exc.part[0]}s/{exc.part[1]}" if exc.part is not None else ""
+        write_failure_results(exc.reason, message, part)
         typer.echo(f"{exc.reason}: {message}", err=True)
         raise typer.Exit(1) from exc
 
@@ -72,10 +73,11 @@ def run_task(task: str, job_id: str, work: Callable[[], Awaitable[T]]) -> T:
 RESULT_LIMIT = 3000  # bytes of the message: Tekton's termination message holds 4096 in all
 
 
-def write_failure_results(reason: str, message: str) -> None:
-    """The Task results `failure-reason` and `failure-message` (paths in
-    RESULT_FAILURE_REASON_PATH and RESULT_FAILURE_MESSAGE_PATH, set by the Tasks): Tekton keeps
-    a failed TaskRun's results, and the scheduler reads the job's reason from them."""
+def write_failure_results(reason: str, message: str, part: str = "") -> None:
+    """The Task results `failure-reason`, `failure-message` and `failure-part` (paths in
+    RESULT_FAILURE_REASON_PATH, RESULT_FAILURE_MESSAGE_PATH and RESULT_FAILURE_PART_PATH, set by
+    the Tasks): Tekton keeps a failed TaskRun's results, and the scheduler reads the job's
+    reason, message and failing part (`flows/<name>`, `services/<name>`) from them."""
     import contextlib
     import os
 
@@ -85,6 +87,7 @@ def write_failure_results(reason: str, message: str) -> None:
     for env, value in (
         ("RESULT_FAILURE_REASON_PATH", reason),
         ("RESULT_FAILURE_MESSAGE_PATH", message),
+        ("RESULT_FAILURE_PART_PATH", part),
     ):
         path = os.environ.get(env)
         if path:

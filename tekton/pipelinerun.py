@@ -61,6 +61,7 @@ TASK_OF_PIPELINE_TASK = {"install": "install", "wait": "wait", "uninstall": "fin
 # condition only says which step exited with which code)
 RESULT_FAILURE_REASON = "failure-reason"
 RESULT_FAILURE_MESSAGE = "failure-message"
+RESULT_FAILURE_PART = "failure-part"  # flows/<name> or services/<name>
 
 IR_KEY = "job.json"
 TOKEN_KEY = "token"  # noqa: S105 (a key name, not a secret)

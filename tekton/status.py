@@ -38,6 +38,7 @@ from tekton.pipelinerun import (
     LABEL_MEMBER_OF,
     LABEL_PIPELINE_TASK,
     RESULT_FAILURE_MESSAGE,
+    RESULT_FAILURE_PART,
     RESULT_FAILURE_REASON,
     TASK_OF_PIPELINE_TASK,
 )
@@ -66,6 +67,7 @@ class Condition:
     status: str
     reason: str | None = None
     message: str | None = None
+    part: str | None = None  # of a failed task: flows/<name> or services/<name>
 
     @property
     def finished(self) -> bool:
@@ -121,6 +123,7 @@ class RunStatus:
     reason: str | None = None
     message: str | None = None
     failed_task: str | None = None
+    failed_part: str | None = None
     outcome: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -163,10 +166,12 @@ def task_failure(condition: Condition | None, results: Any) -> Condition | None:
     if not isinstance(reason, str) or not reason:
         return condition
     message = values.get(RESULT_FAILURE_MESSAGE)
+    part = values.get(RESULT_FAILURE_PART)
     return replace(
         condition,
         reason=reason,
         message=message if isinstance(message, str) and message else condition.message,
+        part=part if isinstance(part, str) and "/" in part else None,
     )
 
 
@@ -264,6 +269,7 @@ def job_status(run: Mapping[str, Any], taskruns: Sequence[Mapping[str, Any]]) ->
     reason: str | None = None
     message: str | None = None
     failed_task: str | None = None
+    failed_part: str | None = None
 
     if (
         cond is None
@@ -306,6 +312,7 @@ def job_status(run: Mapping[str, Any], taskruns: Sequence[Mapping[str, Any]]) ->
             state = FAILED
             if failure is not None:
                 failed_task = failure.task
+                failed_part = failure.condition.part if failure.condition else None
                 reason, message = _cond_text(failure)
             else:
                 reason, message = cond.reason, cond.message
@@ -340,6 +347,7 @@ def job_status(run: Mapping[str, Any], taskruns: Sequence[Mapping[str, Any]]) ->
         reason=reason,
         message=message,
         failed_task=failed_task,
+        failed_part=failed_part,
         outcome=outcome,
         started_at=started_at,
         finished_at=finished_at if state in FINISHED else None,

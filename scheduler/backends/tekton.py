@@ -43,12 +43,11 @@ from ir.bundle import JobBundle, render_bundle
 from scheduler.auth import callback_token
 from scheduler.config import Settings
 from scheduler.errors import IdempotencyConflict, JobFinished, JobNotFound
-from scheduler.flowstatus import settle, with_endpoints, with_report
+from scheduler.flowstatus import failure_item, settle, with_endpoints, with_report
 from scheduler.jobs import body_hash, new_job_id, prepare_job, redact
 from scheduler.limits import JobLimits
 from scheduler.schemas import (
     BackendInfo,
-    ErrorItem,
     EventPublic,
     FlowReport,
     FlowStatus,
@@ -387,9 +386,17 @@ class TektonJobs:
             or datetime.now(UTC)
         )
         state = State(st.state)
+        part = st.failed_part.split("/", 1) if st.failed_part else None
         errors = []
         if state == State.FAILED:
-            errors = [ErrorItem(loc=["task", st.failed_task or "pipeline"], msg=st.message or "")]
+            errors = [
+                failure_item(
+                    task=st.failed_task or "pipeline",
+                    message=st.message or "",
+                    part=part,
+                    log_tail=None,  # the pods' logs stay in the cluster: kubectl logs
+                )
+            ]
         record = JobRecord(
             id=name,
             name=annotations.get(pr.ANN_NAME),
@@ -409,6 +416,7 @@ class TektonJobs:
             backend=self.info(name),
             outcome=OUTCOME_STATE.get(st.outcome or ""),
             failed_task=st.failed_task,
+            failed_part=part,
         )
         record = settle(record)
         self._memo[name] = (memo_key, record)

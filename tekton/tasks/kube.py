@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import structlog
 
-from common.task_errors import TaskFailed
+from common.task_errors import Part, TaskFailed
 from tekton.kube import (
     JOBS,
     PODS,
@@ -76,9 +76,10 @@ class Failure:
 
     reason: str
     message: str
+    part: Part | None = None  # the service or flow that failed
 
     def error(self) -> TaskFailed:
-        return TaskFailed(self.reason, self.message)
+        return TaskFailed(self.reason, self.message, self.part)
 
 
 @dataclass(frozen=True)
@@ -101,12 +102,14 @@ def _labels(obj: Obj) -> Obj:
     return labels
 
 
-def _part(pod: Obj) -> tuple[str, str]:
-    """(failure reason, how to name the part) for a pod of the chart."""
+def _part(pod: Obj) -> tuple[str, str, Part]:
+    """(failure reason, how to name the part, the part) for a pod of the chart."""
     labels = _labels(pod)
     if labels.get(LABEL_COMPONENT) == COMPONENT_SERVICE:
-        return "ServiceFailed", f"Scoring service {labels.get(LABEL_SERVICE, '?')!r}"
-    return "FlowFailed", f"Flow {labels.get(LABEL_FLOW, '?')!r}"
+        service = str(labels.get(LABEL_SERVICE, "?"))
+        return "ServiceFailed", f"Scoring service {service!r}", ("service", service)
+    flow = str(labels.get(LABEL_FLOW, "?"))
+    return "FlowFailed", f"Flow {flow!r}", ("flow", flow)
 
 
 def _termination(terminated: Obj | None) -> str:
@@ -134,7 +137,7 @@ def classify_pod(pod: Obj, *, restart_threshold: int = 3) -> Failure | None:
     meta = _meta(pod)
     if meta.get("deletionTimestamp") or _labels(pod).get(LABEL_COMPONENT) == COMPONENT_TEST:
         return None
-    reason, part = _part(pod)
+    reason, part, which = _part(pod)
     where = f"pod {name_of(pod)}"
     for status in _statuses(pod):
         container = status.get("name", "?")
@@ -149,6 +152,7 @@ def classify_pod(pod: Obj, *, restart_threshold: int = 3) -> Failure | None:
                 reason,
                 f"{part}: container {container} of {where} cannot pull image "
                 f"{status.get('image', '?')}: {why}" + (f": {detail}" if detail else "") + ".",
+                which,
             )
         if why in CONFIG_REASONS:
             return Failure(
@@ -156,6 +160,7 @@ def classify_pod(pod: Obj, *, restart_threshold: int = 3) -> Failure | None:
                 f"{part}: container {container} of {where} cannot be created: {why}"
                 + (f": {detail}" if detail else "")
                 + ".",
+                which,
             )
         if why == CRASH_REASON:
             ended = _termination(last)
@@ -165,6 +170,7 @@ def classify_pod(pod: Obj, *, restart_threshold: int = 3) -> Failure | None:
                 f"(restarted {restarts} times)"
                 + (f"; last termination: {ended}" if ended else "")
                 + ".",
+                which,
             )
         if (
             reason == "ServiceFailed"
@@ -177,6 +183,7 @@ def classify_pod(pod: Obj, *, restart_threshold: int = 3) -> Failure | None:
                 f"{part}: container {container} of {where} terminated with an error "
                 f"{restarts} times (its models may not load); last termination: "
                 f"{_termination(last)}.",
+                which,
             )
     return None
 
@@ -227,7 +234,7 @@ def classify_job(job: Obj, pods: Iterable[Obj] = ()) -> Failure | None:
     if last is not None:
         pod, ended = last
         message += f"; last failed pod {name_of(pod)}: {_termination(ended)}"
-    return Failure("FlowFailed", message + ".")
+    return Failure("FlowFailed", message + ".", ("flow", str(flow)))
 
 
 def all_batch_complete(jobs: Iterable[Obj]) -> bool:

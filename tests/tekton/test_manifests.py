@@ -40,7 +40,11 @@ TASK_ENV = {
 
 
 # every task reports its own failure as results (Tekton's condition only names the step)
-FAILURE_ENV = {"RESULT_FAILURE_REASON_PATH", "RESULT_FAILURE_MESSAGE_PATH"}
+FAILURE_ENV = {
+    "RESULT_FAILURE_REASON_PATH",
+    "RESULT_FAILURE_MESSAGE_PATH",
+    "RESULT_FAILURE_PART_PATH",
+}
 
 
 @pytest.fixture(scope="module")
@@ -143,12 +147,18 @@ def test_task_steps_call_the_tekscore_commands(
         assert {e["name"] for e in step["env"]} == env_names | FAILURE_ENV, name
         assert step["script"].splitlines()[-1] == f"exec tekscore task {name}"
         results = {r["name"] for r in task["spec"]["results"]}
-        assert {"failure-reason", "failure-message"} <= results, name
+        assert {"failure-reason", "failure-message", "failure-part"} <= results, name
         env = {e["name"]: e["value"] for e in step["env"]}
         assert env["RESULT_FAILURE_REASON_PATH"] == "$(results.failure-reason.path)"
         assert env["RESULT_FAILURE_MESSAGE_PATH"] == "$(results.failure-message.path)"
+        assert env["RESULT_FAILURE_PART_PATH"] == "$(results.failure-part.path)"
     results = _task_of(pipeline, tasks, "install")["spec"]["results"]
-    assert [r["name"] for r in results] == ["release", "failure-reason", "failure-message"]
+    assert [r["name"] for r in results] == [
+        "release",
+        "failure-reason",
+        "failure-message",
+        "failure-part",
+    ]
 
 
 def test_scripts_take_params_only_through_env(docs: list[dict[str, Any]]) -> None:

@@ -193,6 +193,24 @@ def test_failed_finally_wins_over_cancel() -> None:
     assert status.message == "helm uninstall: timed out"
 
 
+def test_a_failed_task_names_the_failing_part_from_its_results() -> None:
+    wait = taskrun("wait", "False", "Failed", '"step-wait" exited with code 1', start="00:00:03")
+    wait["status"]["results"] = [
+        {"name": "failure-reason", "value": "FlowFailed"},
+        {
+            "name": "failure-message",
+            "value": "Flow 'classify': Job j-abcdefghij-flow-classify failed.",
+        },
+        {"name": "failure-part", "value": "flows/classify"},
+    ]
+    trs = [taskrun("install", "True", "Succeeded"), wait]
+    status = job_status(run_with("False", "Failed"), trs)
+    assert (status.state, status.task, status.reason) == ("FAILED", "wait", "FlowFailed")
+    assert status.failed_part == "flows/classify"
+    wait["status"]["results"] = wait["status"]["results"][:2]  # an older task: no part
+    assert job_status(run_with("False", "Failed"), trs).failed_part is None
+
+
 @pytest.mark.parametrize(
     "reason",
     [

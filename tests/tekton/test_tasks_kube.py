@@ -88,6 +88,8 @@ def test_crash_loop_names_pod_container_and_last_termination() -> None:
     )
     assert failure is not None
     assert failure.reason == "FlowFailed"
+    assert failure.part == ("flow", "stream")  # the part that failed, for the flow's state
+    assert failure.error().part == ("flow", "stream")
     assert "'stream'" in failure.message
     assert "pod j-0123abcd-flow-stream-5f6-abcde" in failure.message
     assert "container scoring-flow" in failure.message
@@ -121,6 +123,7 @@ def test_service_terminating_with_errors_several_times() -> None:
     assert classify_pod(service_pod(last_terminated=oom, restarts=2)) is None
     failure = classify_pod(service_pod(last_terminated=oom, restarts=3))
     assert failure is not None and failure.reason == "ServiceFailed"
+    assert failure.part == ("service", "iris-svc")
     assert "Scoring service 'iris-svc'" in failure.message
     assert "3 times" in failure.message and "exit code 137 (OOMKilled)" in failure.message
 

@@ -113,12 +113,14 @@ def test_a_failed_taskrun_reads_the_tasks_own_reason_from_its_results() -> None:
         {"name": "release", "value": ""},
         {"name": "failure-reason", "value": "ServiceFailed"},
         {"name": "failure-message", "value": "model 'iris' failed to load"},
+        {"name": "failure-part", "value": "services/iris"},
     ]
     found = task_failure(stepfailed, results)
-    assert (found.status, found.reason, found.message) == (  # type: ignore[union-attr]
+    assert (found.status, found.reason, found.message, found.part) == (  # type: ignore[union-attr]
         "False",
         "ServiceFailed",
         "model 'iris' failed to load",
+        "services/iris",
     )
     assert task_failure(stepfailed, None) == stepfailed
     assert task_failure(stepfailed, [{"name": "release", "value": "j-1"}]) == stepfailed
@@ -131,7 +133,9 @@ def test_a_failing_task_writes_its_reason_and_message_as_results(
 ) -> None:
     monkeypatch.setenv("RESULT_FAILURE_REASON_PATH", str(tmp_path / "reason"))
     monkeypatch.setenv("RESULT_FAILURE_MESSAGE_PATH", str(tmp_path / "message"))
-    write_failure_results("InstallFailed", "x" * 5000)
+    monkeypatch.setenv("RESULT_FAILURE_PART_PATH", str(tmp_path / "part"))
+    write_failure_results("InstallFailed", "x" * 5000, "flows/classify")
     assert (tmp_path / "reason").read_text() == "InstallFailed"
+    assert (tmp_path / "part").read_text() == "flows/classify"
     message = (tmp_path / "message").read_text()
     assert len(message.encode()) <= 3000 and message.endswith("...")
