@@ -34,17 +34,19 @@ FINAL: frozenset[FlowState] = frozenset({"COMPLETED", "FAILED", "CANCELLED", "NO
 COUNTERS = ("records_in", "records_out", "records_failed", "records_filtered")
 
 
-def _matches(row: ReplicaStatus, *, index: int | None, pod: str | None) -> bool:
-    if pod is not None:
-        return row.pod == pod
-    return row.pod is None and row.index == index
+def _key(mode: str, *, index: int | None, pod: str | None) -> tuple[str, int | str | None]:
+    """Who a row is: a batch shard by its index (a retried pod of the same index starts its
+    shard over and takes the row); a streaming replica by its pod, else its index."""
+    if mode == "batch":
+        return "shard", index
+    return ("pod", pod) if pod is not None else ("index", index)
 
 
 def _identity(mode: str, report: FlowReport) -> tuple[int | None, str | None]:
-    """(index, pod) of the row a report belongs to: a batch shard is its index (a retried pod of
-    the same index starts its shard over); a streaming replica its pod, else its index."""
+    """(index, pod) of the process that sent a report: a batch shard's index and pod; a
+    streaming replica's pod (Kubernetes), else its index (local)."""
     if mode == "batch":
-        return report.shard, None
+        return report.shard, report.pod
     if report.pod is not None:
         return None, report.pod
     return (report.replica if report.replica is not None else report.shard), None
@@ -58,14 +60,18 @@ def with_report(job: JobRecord, flow: str, report: FlowReport, *, final: bool) -
     """The job with one process's report of `flow` in its replica row, and the flow's sums."""
     status = job.flows[flow]
     index, pod = _identity(status.mode, report)
+    key = _key(status.mode, index=index, pod=pod)
     rows = list(status.replicas)
-    found = next((i for i, r in enumerate(rows) if _matches(r, index=index, pod=pod)), None)
+    found = next(
+        (i for i, r in enumerate(rows) if _key(status.mode, index=r.index, pod=r.pod) == key),
+        None,
+    )
     old = rows[found] if found is not None else None
     if old is not None and old.state in FINAL and not final:
         return job  # a late progress report: the completion's counters are the last word
     row = ReplicaStatus(
         index=index,
-        pod=pod if pod is not None else report.pod,
+        pod=pod,
         state=("FAILED" if report.error else "COMPLETED") if final else "RUNNING",
         error=report.error if final else None,
         **{k: getattr(report, k) for k in COUNTERS},

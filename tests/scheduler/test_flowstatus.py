@@ -82,6 +82,30 @@ async def test_two_replicas_sum_with_a_row_each_and_the_last_report_does_not_win
     assert (await service.get(job_id)).flows["b"].records_in == 27
 
 
+async def test_batch_shards_on_kubernetes_are_their_index_whatever_pod_reports(
+    service: JobService,  # noqa: F811
+) -> None:
+    """An Indexed Job's pods report with their names: each shard is one row, its index (a retried
+    pod of the same index takes it over), the flow the sum of three rows (not of every report)."""
+    job_id = await running(service)
+    for shard in range(2):
+        pod = f"{job_id}-flow-b-{shard}-x7k2p"
+        await service.report(
+            job_id, "b", counts(10, 10, shard=shard, shards=2, pod=pod), final=False
+        )
+        await service.report(
+            job_id, "b", counts(20, 20, shard=shard, shards=2, pod=pod), final=False
+        )
+    retried = f"{job_id}-flow-b-1-q9w3z"  # shard 1's pod failed; its retry starts over
+    await service.report(job_id, "b", counts(5, 5, shard=1, shards=2, pod=retried), final=False)
+    flow = (await service.get(job_id)).flows["b"]
+    assert [(r.index, r.pod, r.records_in) for r in flow.replicas] == [
+        (0, f"{job_id}-flow-b-0-x7k2p", 20),
+        (1, retried, 5),
+    ]
+    assert flow.records_in == 25
+
+
 async def test_streaming_replicas_by_index_locally_and_by_pod_on_kubernetes(
     service: JobService,  # noqa: F811
 ) -> None:

@@ -87,9 +87,12 @@ def test_the_streaming_example_sums_its_replicas_and_lists_its_endpoints(
 
     def summed() -> dict[str, Any] | None:
         flow: dict[str, Any] = scheduler.job(job["id"])["flows"]["classify-stream"]
-        return flow if flow["records_in"] >= RECORDS and len(flow["replicas"]) == 2 else None
+        settled = flow["records_out"] + flow["records_failed"] + flow["records_filtered"]
+        # every record read is through (none in flight), by both replicas
+        ready = flow["records_in"] >= RECORDS and settled == flow["records_in"]
+        return flow if ready and len(flow["replicas"]) == 2 else None
 
-    flow = poll("both replicas reporting every record", summed)
+    flow = poll("both replicas reporting every record scored", summed)
     assert flow["records_in"] == RECORDS
     assert flow["records_in"] == (
         flow["records_out"] + flow["records_failed"] + flow["records_filtered"]
