@@ -237,6 +237,8 @@ def test_descriptors_as_registry_channels_score_as_the_baked_engine_does(
         {"Transport": {"Type": "file", "Path": str(tmp_path / "rejected.jsons")}},
     )
     (job / "pipeline.yaml").write_text(PIPELINE)
+    # the registry's files are outside the pipeline's folder: the operator's data root
+    roots = {"TEKSCORE_DATA_ROOTS": str(tmp_path)}
 
     run = tekscore(
         "run",
@@ -245,6 +247,7 @@ def test_descriptors_as_registry_channels_score_as_the_baked_engine_does(
         str(registry),
         "--home",
         str(tmp_path / "home"),
+        **roots,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     (rejected,) = read_jsonl(tmp_path / "rejected.jsons")
@@ -280,6 +283,7 @@ def test_descriptors_as_registry_channels_score_as_the_baked_engine_does(
         str(imported),
         "--home",
         str(tmp_path / "home-imported"),
+        **roots,
     )
     assert again.returncode == 0, again.stdout + again.stderr
     assert read_jsonl(job_out) == read_jsonl(baked_out)

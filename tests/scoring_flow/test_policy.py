@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,9 @@ spec:
 def test_a_scheduled_job_whose_records_all_failed_ends_failed(iris: Path, tmp_path: Path) -> None:
     bad_records(tmp_path / "in.jsonl", 4)
     pipeline = tmp_path / "pipeline.yaml"
-    pipeline.write_text(PIPELINE.replace("MODEL", (iris / "model.joblib").as_uri()))
+    model = tmp_path / "model.joblib"  # in the pipeline's folder: its code source by default
+    shutil.copyfile(iris / "model.joblib", model)
+    pipeline.write_text(PIPELINE.replace("MODEL", model.as_uri()))
     done = subprocess.run(
         [str(TEKSCORE), "run", str(pipeline), "--home", str(tmp_path / "home"), "-o", "json"],
         capture_output=True,
