@@ -34,6 +34,9 @@ ETC = (
     "ld.so.conf.d", "mime.types", "protocols", "services",
 )  # fmt: skip
 """What of `/etc` a process needs: TLS roots, name resolution, time zone, users, the linker."""
+ETC_PATTERNS = ("java-*",)
+"""`/etc` folders matched by name: the Java runtime's configuration (Debian's OpenJDK links
+its `conf/` there; the pmml runtime's JVM will not start without `java.security`)."""
 
 
 class SandboxUnavailable(RuntimeError):
@@ -71,6 +74,9 @@ class Sandbox:
             args += _show(Path(folder), writable=False)
         for name in ETC:
             args += _show(Path("/etc") / name, writable=False)
+        for pattern in ETC_PATTERNS:
+            for path in sorted(Path("/etc").glob(pattern)):
+                args += _show(path, writable=False)
         # later mounts cover earlier ones: the data roots come last, writable even inside a code
         # source or the Python install (`tekscore run`: the IR's folder is both a data root and
         # a code source; `make demo`: it is inside the editable install's source folder)

@@ -8,6 +8,7 @@ docs/security.md says."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import textwrap
 import time
@@ -26,6 +27,7 @@ from scheduler.auth import callback_token
 from tests.attacks import one_flow as pipeline
 from tests.scheduler.conftest import TOKEN, Scheduler
 from tests.scoring_flow.conftest import s3  # noqa: F401 (the moto S3 server fixture)
+from tests.scoring_service.runtimes import RISK_PMML
 
 JOBS = "/api/v1/jobs"
 SERVER_SECRET = "test-secret"  # what Scheduler sets as TEKSCORE_SECRET
@@ -372,3 +374,35 @@ def test_without_the_sandbox_an_allowed_code_source_runs_as_the_servers_user(tmp
         assert "TEKSCORE_API_TOKENS" not in json.loads(line)["env"]  # the environment still holds
     finally:
         scheduler.close()
+
+
+@pytest.mark.skipif(BWRAP is None, reason="bubblewrap is not installed (.ci/run installs it)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("jpmml_evaluator") is None,
+    reason="the pmml extra is not installed (pip install 'tekscore[pmml]')",
+)
+def test_a_pmml_model_scores_inside_the_sandbox(server, land):
+    """The pmml runtime's JVM needs its configuration under /etc (Debian's OpenJDK links
+    `conf/` there): without it in the sandbox, the model failed to load."""
+    folder = land / "data"
+    (folder / "risk.pmml").write_text(RISK_PMML)
+    model = """\
+        apiVersion: tekscore.dev/v1
+        kind: Model
+        metadata: {name: risk}
+        spec: {type: pmml, uri: file://risk.pmml}
+        """
+    records = "[{colour: red, size: 3}, {colour: blue, size: 12}]"
+    scored = pipeline(
+        f"{{type: inline, config: {{records: {records}}}}}",
+        sink=f"{{type: file, config: {{path: {folder / 'risk.jsonl'}}}}}",
+        steps="[{type: score, model: risk}]",
+        name="pmml",
+    )
+    body = files(folder, **{"risk.yaml": model, "pmml.yaml": scored})
+    response = server.http.post(JOBS, json=body)
+    assert response.status_code == 201, response.text
+    job = server.wait_for(response.json()["id"], {"SUCCEEDED", "FAILED"})
+    assert job["state"] == "SUCCEEDED", job
+    lines = (folder / "risk.jsonl").read_text().splitlines()
+    assert [json.loads(line)["risk"] for line in lines] == [10.5, 24.5]
