@@ -1,4 +1,4 @@
-"""`tekscore channel import | verify | sample`: data channels on the command line, as
+"""`tekscore channel import | verify | sample | test-data`: data channels on the command line, as
 `fastscore stream add / verify / sample` were.
 
 Registers a typer group (`scoring_flow.cli.register` adds it). Module imports stay light: the
@@ -111,7 +111,8 @@ def register(app: typer.Typer) -> None:
     """Add the `channel` command group."""
     channel_app = typer.Typer(
         name="channel",
-        help="Data channels: import FastScore stream descriptors, verify and sample channels.",
+        help="Data channels: import FastScore stream descriptors, verify and sample channels, "
+        "serve test data.",
         no_args_is_help=True,
     )
 
