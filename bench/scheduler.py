@@ -2,11 +2,12 @@
 a bare FastAPI endpoint served the same way in the same run, and the iris job's latency.
 
 1. **API.** A real `tekscore serve` (own temporary `TEKSCORE_HOME`, API token set) whose store
-   was filled *directly* (`scheduler.store.Store` + `scheduler.jobs.prepare_job`) with 10,000
-   SUCCEEDED jobs before it started, so it runs none of them. Measured: `GET /api/v1/jobs/{id}`
-   (random ids), `GET /api/v1/jobs?limit=50`, the same with a label filter (one job in 10 matches,
-   and one in 10,000: a full scan), and `POST /api/v1/jobs` (a small inline -> map -> discard
-   pipeline; these do start real jobs, so only a few, one at a time, start latency only).
+   was filled *directly* (`scheduler.stores.sqlite.SqliteStore` + `scheduler.jobs.prepare_job`)
+   with 10,000 SUCCEEDED jobs before it started, so it runs none of them. Measured:
+   `GET /api/v1/jobs/{id}` (random ids), `GET /api/v1/jobs?limit=50`, the same with a label filter
+   (one job in 10 matches, and one in 10,000: a full scan), and `POST /api/v1/jobs` (a small
+   inline -> map -> discard pipeline; these do start real jobs, so only a few, one at a time,
+   start latency only).
    Baseline: a bare FastAPI app with one endpoint returning a small JSON object behind the same
    bearer-token dependency, run by `uvicorn_config`'s exact `uvicorn.Config` (only the app swapped).
    Load generator: a separate process, a raw HTTP/1.1 keep-alive client on uvloop (pre-built
@@ -371,9 +372,10 @@ def ir_files(folder: Path) -> dict[str, str]:
 
 async def fill_store(home: Path, iris: Path, count: int) -> list[str]:
     """Write `count` finished (SUCCEEDED) iris jobs straight into the server's store, each with
-    its bundle and its 5 events, through `Store.create`/`Store.save` (the server's own code)."""
+    its bundle and its 5 events, through `SqliteStore.create`/`save` (the server's own code)."""
     import ir
-    from scheduler.jobs import new_job_id, prepare_job
+    from scheduler.jobs import prepare_job
+    from scheduler.rules import new_job_id
     from scheduler.schemas import (
         BackendInfo,
         EventPublic,
@@ -382,9 +384,9 @@ async def fill_store(home: Path, iris: Path, count: int) -> list[str]:
         ReplicaStatus,
     )
     from scheduler.states import State
-    from scheduler.store import Store
+    from scheduler.stores.sqlite import SqliteStore
 
-    store = await Store.open(home / "state.db")
+    store = await SqliteStore.open(home / "state.db")
     request = JobCreate(pipeline={"files": ir_files(iris)}, base_dir=str(iris))
     bundle, template, values = await prepare_job(
         request,
@@ -471,8 +473,8 @@ def api_bench(tmp: Path, iris: Path, args: argparse.Namespace) -> list[str]:
     t = time.perf_counter()
     ids = asyncio.run(fill_store(home, iris, args.jobs))
     print(
-        f"store filled directly (Store.create/save, not the API) with {len(ids):,} SUCCEEDED iris "
-        f"jobs + bundles + 5 events each, before the server started: "
+        f"store filled directly (SqliteStore.create/save, not the API) with {len(ids):,} "
+        f"SUCCEEDED iris jobs + bundles + 5 events each, before the server started: "
         f"{time.perf_counter() - t:.1f} s"
     )
     rng = random.Random(7)

@@ -1,18 +1,20 @@
-"""The scheduling server's FastAPI app: `create_app(settings)` and its lifespan.
+"""The scheduling server's FastAPI app: `create_app(settings)` and its one lifespan.
 
-The lifespan reads the globals file and the channel registry, then, for the local backend,
-opens the store, builds the job service and the backend, and lets the backend pick up the
-unfinished jobs of a previous run; for the tekton backend it builds `TektonJobs` (no store: the
-jobs are PipelineRuns) and starts its watches. Nothing is created at import time.
+The lifespan reads the globals file and the channel registry, opens the configured backend's
+store and runner (local: the home folder's lock and SQLite store, the local runner; tekton: the
+Kubernetes client, the PipelineRun store with its watches, the Tekton runner), builds the one
+job service over them, and lets the runner pick up the unfinished jobs of a previous run.
+Nothing is created at import time.
 """
 
 from __future__ import annotations
 
 import fcntl
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import structlog
 from fastapi import FastAPI
@@ -24,14 +26,14 @@ from scheduler import ui
 from scheduler.api import errors
 from scheduler.api.body import BodyLimit
 from scheduler.api.routes import flows, health, jobs, pipelines, userinfo
-from scheduler.backends.base import Backend
 from scheduler.config import Settings
 from scheduler.jobs import JobService
 from scheduler.limits import JobLimits
 from scheduler.metrics import LatencyMiddleware, Metrics
+from scheduler.runners.base import Runner
 from scheduler.schemas import JobRecord
 from scheduler.states import Event
-from scheduler.store import Store, StoreError
+from scheduler.stores.base import JobStore, StoreError
 
 log = structlog.get_logger("scheduler")
 
@@ -53,114 +55,119 @@ def lock_home(home: Path) -> IO[str]:
     return handle
 
 
-def make_backend(settings: Settings, service: JobService) -> Backend:
-    """The configured backend."""
-    if settings.backend == "local":
-        from scheduler.backends.local import LocalBackend, job_environment, job_sandbox
-
-        return LocalBackend(
-            service=service,
-            home=settings.home,
-            base_url=settings.base_url(),
-            secret=settings.secret_bytes(),
-            grace_period=settings.grace_period,
-            ready_timeout=settings.ready_timeout,
-            environment=job_environment(settings),
-            sandbox=job_sandbox(settings),
-            max_running_jobs=settings.max_running_jobs,
-            max_server_processes=settings.max_server_processes,
-        )
-    raise RuntimeError(
-        f"backend {settings.backend!r} has no job service backend: the tekton backend is "
-        "built by create_app as its own Jobs (scheduler.backends.tekton.TektonJobs)"
-    )
+RunnerFactory = Callable[[Settings, JobService], Runner]
+"""Builds the runner of the job service (a test may give one that runs no process)."""
 
 
-RunnerFactory = Callable[[Settings, JobService], Backend]
-"""Builds the backend that runs the jobs of the local job service (`make_backend`; a test may
-give one that runs no process)."""
+@dataclass(frozen=True)
+class Backend:
+    """What one backend brings to the job service: its store, its runner, and what the start
+    log line says about where it keeps jobs."""
+
+    store: JobStore
+    runner: RunnerFactory
+    where: dict[str, Any]
+
+
+@asynccontextmanager
+async def local_backend(settings: Settings) -> AsyncIterator[Backend]:
+    """The home folder (locked), its SQLite store, and the local runner."""
+    from scheduler.runners.local import LocalRunner, job_environment, job_sandbox
+    from scheduler.stores.sqlite import SqliteStore
+
+    lock = lock_home(settings.home)
+    try:
+        try:
+            store = await SqliteStore.open(settings.home / "state.db")
+        except StoreError as exc:
+            log.error("scheduler cannot start", error=str(exc))
+            raise
+
+        def runner(settings: Settings, service: JobService) -> Runner:
+            return LocalRunner(
+                service=service,
+                home=settings.home,
+                base_url=settings.base_url(),
+                secret=settings.secret_bytes(),
+                grace_period=settings.grace_period,
+                ready_timeout=settings.ready_timeout,
+                environment=job_environment(settings),
+                sandbox=job_sandbox(settings),
+                max_running_jobs=settings.max_running_jobs,
+                max_server_processes=settings.max_server_processes,
+            )
+
+        try:
+            yield Backend(store, runner, {"home": str(settings.home)})
+        finally:
+            await store.close()
+    finally:
+        lock.close()
+
+
+@asynccontextmanager
+async def tekton_backend(settings: Settings) -> AsyncIterator[Backend]:
+    """The Kubernetes client, the PipelineRun store (its watches synced), the Tekton runner."""
+    from scheduler.runners.tekton import TektonRunner
+    from scheduler.stores.kubernetes import PipelineRunStore
+    from tekton.kube import connect
+
+    async with await connect() as kube:
+        log.info("kubernetes api", host=kube.host)
+        store = PipelineRunStore(kube=kube, settings=settings)
+        await store.open()
+
+        def runner(settings: Settings, service: JobService) -> Runner:
+            return TektonRunner(
+                kube=kube, namespace=settings.namespace, wait_timeout=settings.wait_taskrun_timeout
+            )
+
+        try:
+            yield Backend(
+                store, runner, {"namespace": settings.namespace, "pipeline": settings.pipeline}
+            )
+        finally:
+            await store.close()
 
 
 def create_app(settings: Settings | None = None, *, runner: RunnerFactory | None = None) -> FastAPI:
-    """The app; `settings` default to the environment, `runner` to `make_backend`."""
+    """The app; `settings` default to the environment, `runner` to the backend's own."""
     settings = settings or Settings()
-    build_runner = runner or make_backend
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
         app.state.secret = settings.secret_bytes()
-        if settings.backend == "tekton":
-            async with tekton_jobs(app):
-                yield
-            return
-        lock = lock_home(settings.home)
-        try:
-            store = await Store.open(settings.home / "state.db")
-        except StoreError as exc:
-            lock.close()
-            log.error("scheduler cannot start", error=str(exc))
-            raise
-        service = JobService(
-            store=store,
-            globals_=ir.load_globals(settings.globals_file),
-            channels=read_registry(settings.channels),
-            limits=JobLimits.from_settings(settings),
-        )
+        opened = tekton_backend if settings.backend == "tekton" else local_backend
+        async with AsyncExitStack() as stack:
+            backend = await stack.enter_async_context(opened(settings))
+            build_runner = runner or backend.runner
+            service = JobService(
+                store=backend.store,
+                runner=lambda service: build_runner(settings, service),
+                globals_=ir.load_globals(settings.globals_file),
+                channels=read_registry(settings.channels),
+                limits=JobLimits.from_settings(settings),
+            )
+            stack.push_async_callback(service.close)
 
-        def count(job: JobRecord, event: Event) -> None:
-            metrics.transitions.labels(str(event), str(job.state)).inc()
+            def count(job: JobRecord, event: Event) -> None:
+                metrics.transitions.labels(str(event), str(job.state)).inc()
 
-        service.listeners.append(count)
-        backend = build_runner(settings, service)
-        service.backend = backend
-        app.state.jobs = service
-        app.state.backend = backend
-        unfinished = await store.unfinished()
-        log.info(
-            "scheduler started",
-            backend=backend.kind,
-            home=str(settings.home),
-            url=settings.base_url(),
-            web_view=f"{settings.base_url()}/ui/",
-            auth="bearer tokens" if settings.tokens() else "none (loopback only)",
-            unfinished_jobs=len(unfinished),
-        )
-        await backend.recover(unfinished)
-        try:
-            yield
-        finally:
-            await backend.close()
-            await store.close()
-            lock.close()
-
-    @asynccontextmanager
-    async def tekton_jobs(app: FastAPI) -> AsyncIterator[None]:
-        """The tekton backend: no store, the jobs are the PipelineRuns (watched)."""
-        from scheduler.backends.tekton import TektonJobs
-
-        jobs = await TektonJobs.connect(
-            settings=settings,
-            globals_=ir.load_globals(settings.globals_file),
-            channels=read_registry(settings.channels),
-        )
-        app.state.jobs = jobs
-        app.state.backend = None
-        try:
-            await jobs.start_watches()
+            service.listeners.append(count)
+            app.state.jobs = service
+            unfinished = await service.recover()
             log.info(
                 "scheduler started",
-                backend=jobs.kind,
-                namespace=settings.namespace,
-                pipeline=settings.pipeline,
+                backend=service.kind,
+                **backend.where,
                 url=settings.base_url(),
                 web_view=f"{settings.base_url()}/ui/",
                 auth="bearer tokens" if settings.tokens() else "none (loopback only)",
+                unfinished_jobs=unfinished,
             )
             yield
-        finally:
-            await jobs.close()
 
     app = FastAPI(
         title="tekscore scheduling server",

@@ -58,6 +58,9 @@ _TABLE: dict[tuple[State, Event], tuple[State, State | None]] = {
     (State.INSTALLING, Event.INSTALLED): (State.RUNNING, None),
     (State.INSTALLING, Event.INSTALL_FAILED): (State.STOPPING, State.FAILED),
     (State.INSTALLING, Event.CANCEL): (State.STOPPING, State.CANCELLED),
+    # every batch flow completed while install still ran, on a runner whose install cannot ask
+    # again when it ends (Tekton's runs in a pod): scoring is over before RUNNING
+    (State.INSTALLING, Event.SCORING_DONE): (State.STOPPING, State.SUCCEEDED),
     (State.RUNNING, Event.SCORING_DONE): (State.STOPPING, State.SUCCEEDED),
     (State.RUNNING, Event.WAIT_FAILED): (State.STOPPING, State.FAILED),
     (State.RUNNING, Event.CANCEL): (State.STOPPING, State.CANCELLED),

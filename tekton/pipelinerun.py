@@ -1,14 +1,15 @@
 """The objects of one job on Kubernetes: its PipelineRun, IR ConfigMap and callback Secret.
 
 Pure builders, no I/O: each function returns a plain dict ready for the Kubernetes API. The
-scheduler's Tekton backend (`scheduler.backends.tekton`) creates them; the label and
+scheduler's PipelineRun store (`scheduler.stores.kubernetes`) creates them; the label and
 annotation keys below are the whole contract between the scheduler replicas and the
 PipelineRun, which is the job's only record (DESIGN.md section 4, TEKTON.md).
 
 A PipelineRun of job `j-…` (`tekton.dev/v1`):
 - `pipelineRef` to the platform Pipeline (`tekscore-scoring-job`), params `job-id`, `release`
   (= the job id), `namespace`, `scheduler-url` and `chart`;
-- workspace `ir` bound to the ConfigMap `<job-id>-ir` (key `job.json`, the job bundle);
+- workspace `ir` bound to the ConfigMap `<job-id>-ir` (key `job.json`, the job bundle, and
+  `values.json`, the values the scheduler rendered from it);
 - `taskRunTemplate.serviceAccountName` (v1 has no root `serviceAccountName`);
 - `timeouts`: all `"0"` (no limit), or `pipeline` with `tasks = pipeline - finally`;
 - labels `tekscore.dev/job`, `tekscore.dev/pipeline`, `app.kubernetes.io/managed-by`, and
@@ -64,6 +65,9 @@ RESULT_FAILURE_MESSAGE = "failure-message"
 RESULT_FAILURE_PART = "failure-part"  # flows/<name> or services/<name>
 
 IR_KEY = "job.json"
+VALUES_KEY = "values.json"
+CONFIGMAP_BUDGET = 1_000_000
+"""Bytes of data one ConfigMap may carry here (the apiserver refuses an object over 1 MiB)."""
 TOKEN_KEY = "token"  # noqa: S105 (a key name, not a secret)
 
 
@@ -135,17 +139,19 @@ def job_annotations(
     labels: Mapping[str, str],
     content_hash: str,
     created_at: str,
-    body_hash: str,
+    body_hash: str | None,
     flows: Mapping[str, Any],
 ) -> dict[str, str]:
-    """The job's public metadata as PipelineRun annotations (values are strings)."""
+    """The job's public metadata as PipelineRun annotations (values are strings); `body_hash`
+    (of a start with an Idempotency-Key) recognises a replayed start."""
     annotations = {
         ANN_LABELS: json.dumps(dict(labels), sort_keys=True, separators=(",", ":")),
         ANN_CONTENT_HASH: content_hash,
         ANN_CREATED_AT: created_at,
-        ANN_BODY_HASH: body_hash,
         ANN_FLOWS: json.dumps(dict(flows), sort_keys=True, separators=(",", ":")),
     }
+    if body_hash is not None:
+        annotations[ANN_BODY_HASH] = body_hash
     if name is not None:
         annotations[ANN_NAME] = name
     return annotations
@@ -190,10 +196,16 @@ def build_pipelinerun(spec: RunSpec) -> dict[str, Any]:
 
 
 def build_ir_configmap(
-    *, job_id: str, pipeline: str, namespace: str, bundle_json: str
+    *, job_id: str, pipeline: str, namespace: str, bundle_json: str, values_json: str | None = None
 ) -> dict[str, Any]:
     """The ConfigMap `<job-id>-ir` holding the job bundle as `job.json` (no secret in it:
-    the bundle is the IR, parameters, channel registry and globals, never a token)."""
+    the bundle is the IR, parameters, channel registry and globals, never a token) and, when
+    both fit in `CONFIGMAP_BUDGET`, the values rendered from it at start as `values.json` (what
+    `/values` serves; without it the scheduler renders them from the bundle)."""
+    data = {IR_KEY: bundle_json}
+    size = len(bundle_json.encode()) + len((values_json or "").encode())
+    if values_json is not None and size <= CONFIGMAP_BUDGET:
+        data[VALUES_KEY] = values_json
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -203,7 +215,7 @@ def build_ir_configmap(
             "labels": job_labels(job_id=job_id, pipeline=pipeline),
         },
         "immutable": True,
-        "data": {IR_KEY: bundle_json},
+        "data": data,
     }
 
 

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the app's state (jobs, metrics) and auth by role.
+"""FastAPI dependencies: the app's state (the job service, metrics) and auth by role.
 
 No I/O. `access(role)` gives a route its auth dependency and marks its OpenAPI operation with
 `x-tekscore-role`. With API tokens configured a call needs a token (none: 401) whose role is at
@@ -17,17 +17,17 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from scheduler.auth import Role, is_callback_token, role_of
-from scheduler.backends.base import Jobs
 from scheduler.config import Settings
 from scheduler.errors import Forbidden, Unauthorized
+from scheduler.jobs import JobService
 from scheduler.metrics import Metrics
 
 bearer = HTTPBearer(auto_error=False, description="An API token, or a job's callback token.")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-async def get_jobs(request: Request) -> Jobs:
-    jobs: Jobs = request.app.state.jobs
+async def get_jobs(request: Request) -> JobService:
+    jobs: JobService = request.app.state.jobs
     return jobs
 
 
@@ -36,7 +36,7 @@ async def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
-JobsDep = Annotated[Jobs, Depends(get_jobs)]
+JobsDep = Annotated[JobService, Depends(get_jobs)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 

@@ -196,12 +196,13 @@ spec:
 
 
 class InstantRunner:
-    """The backend of the in-process app: it runs each job's pipeline at once through the job
+    """The runner of the in-process app: it runs each job's pipeline at once through the job
     service, as if install, wait and finally all succeeded immediately (no process); a cancel
     before the end is honoured (the job then ends CANCELLED). `hold` cleared keeps started jobs
     RUNNING until it is set again."""
 
     kind = "local"
+    ends_during_install = False
 
     def __init__(self, service: JobService) -> None:
         self.service = service
@@ -224,7 +225,7 @@ class InstantRunner:
             await self.service.complete(job_id, by="wait task", processes_done=True)
         await self.service.transition(job_id, Event.FINALLY_DONE)
 
-    async def stop(self, job_id: str) -> None:
+    async def stop(self, job: JobRecord) -> None:
         pass
 
     def observe(self, job: JobRecord) -> None:
@@ -236,8 +237,8 @@ class InstantRunner:
     async def close(self) -> None:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
-    async def ready(self) -> bool:
-        return True
+    async def problems(self) -> list[str]:
+        return []
 
     def log_files(self, job_id: str) -> dict[str, Path]:
         return {}
@@ -277,7 +278,7 @@ class Api:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    """The app with its lifespan (SQLite store under tmp), `InstantRunner` as its backend, and
+    """The app with its lifespan (SQLite store under tmp), `InstantRunner` as its runner, and
     an httpx client over ASGITransport sending the API token."""
     settings = Settings(
         home=tmp_path / "home",

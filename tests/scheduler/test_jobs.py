@@ -14,10 +14,11 @@ import pytest
 
 import ir
 import scheduler.jobs
-from scheduler.jobs import Completion, JobService
+from scheduler.jobs import JobService
+from scheduler.rules import Completion
 from scheduler.schemas import BackendInfo, FlowReport, JobCreate, JobRecord
 from scheduler.states import Event, State
-from scheduler.store import Store
+from scheduler.stores.sqlite import SqliteStore
 
 PIPELINE = """\
 apiVersion: tekscore.dev/v1
@@ -34,9 +35,10 @@ spec:
 
 
 class Recorder:
-    """Stands in for the backend: records what the job service asks of it."""
+    """Stands in for the runner: records what the job service asks of it."""
 
     kind = "local"
+    ends_during_install = False
 
     def __init__(self) -> None:
         self.started: list[str] = []
@@ -48,8 +50,8 @@ class Recorder:
     async def start(self, job: JobRecord) -> None:
         self.started.append(job.id)
 
-    async def stop(self, job_id: str) -> None:
-        self.stopped.append(job_id)
+    async def stop(self, job: JobRecord) -> None:
+        self.stopped.append(job.id)
 
     def observe(self, job: JobRecord) -> None:
         pass
@@ -60,8 +62,8 @@ class Recorder:
     async def close(self) -> None:
         pass
 
-    async def ready(self) -> bool:
-        return True
+    async def problems(self) -> list[str]:
+        return []
 
     def log_files(self, job_id: str) -> dict[str, Path]:
         return {}
@@ -69,16 +71,20 @@ class Recorder:
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[JobService]:
-    store = await Store.open(tmp_path / "state.db")
-    jobs = JobService(store=store, globals_=ir.GlobalValues(), channels={}, base_dir=tmp_path)
-    jobs.backend = Recorder()
-    yield jobs
+    store = await SqliteStore.open(tmp_path / "state.db")
+    yield JobService(
+        store=store,
+        runner=lambda _: Recorder(),
+        globals_=ir.GlobalValues(),
+        channels={},
+        base_dir=tmp_path,
+    )
     await store.close()
 
 
 def recorder(service: JobService) -> Recorder:
-    assert isinstance(service.backend, Recorder)
-    return service.backend
+    assert isinstance(service.runner, Recorder)
+    return service.runner
 
 
 async def running(service: JobService) -> str:
@@ -210,12 +216,12 @@ class Ended:
 async def test_counts_of_flows_whose_callbacks_were_lost_come_from_their_records(
     service: JobService, tmp_path: Path
 ) -> None:
-    from scheduler.backends.local import LocalBackend
+    from scheduler.runners.local import LocalRunner
 
     job_id = await running(service)
     await service.report(job_id, "b", done(0, 2), final=True)  # shard 0 of b did report
-    backend = LocalBackend(service=service, home=tmp_path, base_url="http://x", secret=b"s")
-    await backend.counts_from_records(job_id, Ended())  # type: ignore[arg-type]
+    runner = LocalRunner(service=service, home=tmp_path, base_url="http://x", secret=b"s")
+    await runner.counts_from_records(job_id, Ended())  # type: ignore[arg-type]
     job = await service.get(job_id)
     assert (job.flows["a"].records_in, job.flows["a"].records_failed) == (5, 1)
     assert job.flows["a"].state == "COMPLETED"

@@ -12,7 +12,8 @@ import pytest
 from ir.bundle import JobBundle
 from scheduler.schemas import BackendInfo, EventPublic, JobQuery, JobRecord, decode_cursor
 from scheduler.states import State
-from scheduler.store import DuplicateKey, Store
+from scheduler.stores.base import DuplicateKey
+from scheduler.stores.sqlite import SqliteStore as Store
 
 
 def job(i: int, *, state: State = State.PENDING, labels: dict[str, str] | None = None) -> JobRecord:

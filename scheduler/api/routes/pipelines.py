@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,8 +9,6 @@ from fastapi import APIRouter
 from scheduler.api.body import StrictJSONRoute
 from scheduler.api.deps import JobsDep, access
 from scheduler.auth import Role
-from scheduler.jobs import make_bundle, redact
-from scheduler.limits import render_within
 from scheduler.schemas import ErrorBody, JobCreate, Problem
 
 router = APIRouter(prefix="/api/v1/pipelines", tags=["pipelines"], route_class=StrictJSONRoute)
@@ -28,13 +25,4 @@ router = APIRouter(prefix="/api/v1/pipelines", tags=["pipelines"], route_class=S
 async def validate_pipeline(body: JobCreate, jobs: JobsDep) -> dict[str, Any]:
     """Pre-process the IR as a start would, within the same limits, without starting anything:
     the values (secret-looking values redacted, as `/jobs/{id}/values`), or 422. Role: submit."""
-    bundle = make_bundle(
-        body,
-        job_id="validate",
-        globals_=jobs.globals,
-        channels=jobs.channels,
-        base_dir=jobs.base_dir,
-    )
-    rendered = await asyncio.to_thread(render_within, bundle, jobs.limits)
-    values: dict[str, Any] = redact(rendered.values)
-    return values
+    return await jobs.validate(body)

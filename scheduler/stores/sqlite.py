@@ -1,4 +1,5 @@
-"""The job store of the local backend: SQLite in WAL mode at `$TEKSCORE_HOME/state.db`.
+"""The job store of the local backend (a `JobStore`): SQLite in WAL mode at
+`$TEKSCORE_HOME/state.db`.
 
 Does I/O (aiosqlite). Holds each job's record (as JSON, with its state, pipeline, labels and a
 sequence number indexed for filtering and cursor pagination), the bundle it was started from
@@ -7,7 +8,8 @@ events, and the idempotency keys of start requests. A job and the event of its t
 are written in one transaction, so a crash never leaves one without the other. Each job is kept
 twice: the whole record (`data`) and its public JSON (`public`), so a GET or a list page is
 served as stored text without parsing and serialising models; labels (fixed at start) have
-an index table of their own for filters.
+an index table of their own for filters. `update` reads, decides and writes under the one write
+lock, so no other writer comes in between.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import aiosqlite
 import orjson
 
 from ir.bundle import JobBundle
-from scheduler.errors import BadCursor
+from scheduler.errors import BadCursor, JobNotFound
+from scheduler.rules import new_job_id
 from scheduler.schemas import EventPublic, JobQuery, JobRecord, decode_cursor, encode_cursor
 from scheduler.states import FINISHED
+from scheduler.stores.base import Change, DuplicateKey, StoreError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -64,16 +68,8 @@ CREATE TABLE IF NOT EXISTS idempotency (
 """
 
 
-class StoreError(Exception):
-    """The store could not do what was asked."""
-
-
-class DuplicateKey(StoreError):
-    """The idempotency key is taken (by a concurrent request)."""
-
-
-class Store:
-    """Async access to the SQLite database; build with `await Store.open(path)`."""
+class SqliteStore:
+    """Async access to the SQLite database; build with `await SqliteStore.open(path)`."""
 
     def __init__(self, db: aiosqlite.Connection, reader: sqlite3.Connection) -> None:
         self._db = db
@@ -81,7 +77,7 @@ class Store:
         self._writing = asyncio.Lock()  # one connection: one transaction at a time
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path) -> SqliteStore:
         """Open (or create) the database; `StoreError` saying which file and why when it cannot
         be used (its connection closed again, so nothing keeps the process alive)."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,6 +109,17 @@ class Store:
         """Raise when the database cannot answer."""
         await (await self._db.execute("SELECT 1")).fetchone()
 
+    async def problems(self) -> list[str]:
+        try:
+            await self.ping()
+        except Exception as exc:
+            return [f"store: {exc}"]
+        return []
+
+    def new_id(self, idempotency_key: str | None) -> str:
+        """A random id (the key, if any, is kept in a table of its own)."""
+        return new_job_id()
+
     async def create(
         self,
         job: JobRecord,
@@ -121,11 +128,12 @@ class Store:
         *,
         values: Mapping[str, Any],
         idempotency: tuple[str, str] | None = None,
-    ) -> None:
+    ) -> JobRecord:
         """Insert a new job with its bundle and rendered values, first event and idempotency
         key, atomically."""
         async with self._writing:
             await self._create(job, bundle, orjson.dumps(values).decode(), event, idempotency)
+        return job
 
     async def _create(
         self,
@@ -175,6 +183,18 @@ class Store:
         """Update a job (and record the event of its transition) atomically."""
         async with self._writing:
             await self._save(job, event)
+
+    async def update(self, job_id: str, change: Change) -> tuple[JobRecord, JobRecord | None]:
+        """Read, decide and write under the write lock (see `JobStore.update`)."""
+        async with self._writing:
+            job = await self.get(job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            write = change(job)
+            if write is None:
+                return job, None
+            await self._save(write.job, write.event)
+        return job, write.job
 
     async def _save(self, job: JobRecord, event: EventPublic | None) -> None:
         try:

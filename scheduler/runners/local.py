@@ -1,5 +1,6 @@
-"""The embedded local backend: a job's install -> wait -> finally pipeline as asyncio tasks in
-this process, its scoring services and flows as supervised child processes.
+"""The local runner (a `Runner`, the embedded local backend): a job's install -> wait -> finally
+pipeline as asyncio tasks in this process, its scoring services and flows as supervised child
+processes (`local_runner`).
 
 Does I/O (processes and files under `$TEKSCORE_HOME/jobs/<id>/`, through
 `local_runner.LocalInstaller`). The install task takes the values rendered when the job started
@@ -32,8 +33,9 @@ from local_runner.installer import FlowReport, LocalInstaller
 from local_runner.sandbox import Sandbox, detect, python_paths
 from scheduler.auth import callback_token
 from scheduler.config import Settings
-from scheduler.jobs import Completion, JobService
+from scheduler.jobs import JobService
 from scheduler.limits import job_processes
+from scheduler.rules import Completion
 from scheduler.schemas import BackendInfo, JobRecord
 from scheduler.schemas import FlowReport as FlowCounters
 from scheduler.states import Event, State
@@ -80,10 +82,11 @@ def job_sandbox(settings: Settings) -> Sandbox | None:
     )
 
 
-class LocalBackend:
+class LocalRunner:
     """Runs jobs on this machine."""
 
     kind = "local"
+    ends_during_install = False  # install asks `complete` itself when it ends
 
     def __init__(
         self,
@@ -194,7 +197,8 @@ class LocalBackend:
             self._pumps.add(pump)
             pump.add_done_callback(self._pumps.discard)
 
-    async def stop(self, job_id: str) -> None:
+    async def stop(self, job: JobRecord) -> None:
+        job_id = job.id
         async with self._pumping:
             queued = job_id in self._queue
             if queued:
@@ -368,8 +372,8 @@ class LocalBackend:
         if self._runners:
             await asyncio.wait(list(self._runners.values()), timeout=5)
 
-    async def ready(self) -> bool:
-        return True
+    async def problems(self) -> list[str]:
+        return []
 
     def log_files(self, job_id: str) -> dict[str, Path]:
         job_dir = self.job_dir(job_id)
