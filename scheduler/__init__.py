@@ -1,4 +1,6 @@
-"""The scheduling server: FastAPI app, job store, state machine, backends and the `tekscore` CLI.
+"""The scheduling server: FastAPI app, the job service (`jobs`) over a job store (`stores/`) and a
+runner (`runners/`), the state machine and the job rules, and the `tekscore` CLI.
 
-May import `ir` and `tekton`; starts scoring services and flows by command line, never by import.
+May import `ir`, `tekton` and `local_runner`; starts scoring services and flows by command line,
+never by import.
 """
