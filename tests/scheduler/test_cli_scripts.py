@@ -118,7 +118,7 @@ def test_list_piped_and_as_json_keeps_full_ids(server: Scheduler, iris: Path) ->
     header, *rows = table.stdout.splitlines()
     assert header.split() == ["ID", "PIPELINE", "STATE", "TASK", "REASON", "CREATED"]
     assert {row.split()[0] for row in rows} == ids  # whole ids, one row per job, in 40 columns
-    assert all(row.split()[2] == "SUCCEEDED" and row == row.rstrip() for row in rows)
+    assert all(row.split()[2] == "SUCCEEDED" and row == row.rstrip() for row in rows), table.stdout
 
 
 def test_status_and_events_as_json_and_yaml_are_the_api_objects(
