@@ -4,17 +4,17 @@ Does I/O (the Kubernetes API through `tekton.kube`). It keeps **no state of its 
 scheduler replicas serve the same jobs and a restart loses nothing (docs/kubernetes.md):
 
 - a job is its PipelineRun (labels, annotations: name, labels, content hash, creation time,
-  body hash, the flows' counters, the outcome the scheduler decided) and its TaskRuns, read from
-  a watch-fed cache (`tekton.kube.Watcher`: list, watch from the list's resourceVersion, list
-  again on 410 Gone or any error), so a GET costs no API call; a job this replica has not seen
-  yet is fetched once. The state is mapped by `tekton.status` (pure);
+  body hash, the flows' and services' status, the outcome the scheduler decided) and its
+  TaskRuns, read from a watch-fed cache (`tekton.kube.Watcher`: list, watch from the list's
+  resourceVersion, list again on 410 Gone or any error), so a GET costs no API call; a job this
+  replica has not seen yet is fetched once. The state is mapped by `tekton.status` (pure);
 - the job's bundle, and the values rendered from it at start, are the IR ConfigMap
   `<job>-ir` (`job.json`, `values.json`); the callback token is the Secret `<job>-callback`;
 - `create` creates the ConfigMap, the Secret and the PipelineRun (which Tekton then starts: on
   Kubernetes, keeping the job is starting it), then makes the first two owned by the run. With
   an Idempotency-Key the job id derives from the key, so a second start on any replica meets the
   same PipelineRun (409 on create: `DuplicateKey`);
-- `update` writes what this store keeps of a change, the flows' counters
+- `update` writes what this store keeps of a change, the flows' and services' status
   (`tekscore.dev/flows`) and the outcome (`tekscore.dev/outcome`, `-reason`, `-message`, `-at`),
   as one merge-patch carrying the `resourceVersion` it read; another replica's write in between
   answers 409 and the change is applied again on the run as it is then. Every other transition

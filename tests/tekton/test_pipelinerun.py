@@ -120,6 +120,28 @@ def test_configmap_holds_the_bundle_and_no_secret() -> None:
     assert owner["kind"] == "PipelineRun" and owner["uid"] == "u-1"
 
 
+def test_configmap_keeps_the_values_rendered_at_start_when_both_fit() -> None:
+    bundle = json.dumps({"job_id": "j-abcdefghij"})
+    values = json.dumps({"scoringFlows": [{"name": "f"}]})
+    cm = pr.build_ir_configmap(
+        job_id="j-abcdefghij",
+        pipeline="iris-batch",
+        namespace="jobs",
+        bundle_json=bundle,
+        values_json=values,
+    )
+    assert cm["data"] == {"job.json": bundle, "values.json": values}
+    big = json.dumps({"blob": "x" * pr.CONFIGMAP_BUDGET})  # the bundle must still fit: no values
+    cm = pr.build_ir_configmap(
+        job_id="j-abcdefghij",
+        pipeline="iris-batch",
+        namespace="jobs",
+        bundle_json=bundle,
+        values_json=big,
+    )
+    assert cm["data"] == {"job.json": bundle}
+
+
 def test_patches() -> None:
     assert pr.cancel_patch() == {"spec": {"status": "CancelledRunFinally"}}
     assert pr.cancel_taskrun_patch("done") == {
