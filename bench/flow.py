@@ -38,7 +38,9 @@ from ir.values import FlowValues  # noqa: E402
 from scoring_flow.allocator import keep_freed_memory  # noqa: E402
 from scoring_flow.runner import TRIM_THRESHOLD  # noqa: E402
 
-TEKSCORE = Path(sys.executable).parent / "tekscore"
+# `BENCH_TEKSCORE=/path/to/other/.venv/bin/tekscore` runs the flow and the service of another
+# checkout (main's, for a before/after comparison) while the limit stays the same
+TEKSCORE = Path(os.environ.get("BENCH_TEKSCORE") or Path(sys.executable).parent / "tekscore")
 # the flow defaults of the IR (what a flow gets when its IR says nothing)
 DEFAULT_BATCH = int(FlowValues.model_fields["batch_size"].default)
 DEFAULT_CONCURRENCY = int(FlowValues.model_fields["concurrency"].default)
@@ -135,7 +137,7 @@ class Service:
             stderr=subprocess.STDOUT,
             env={**os.environ, "TEKSCORE_LOG_LEVEL": "warning"},
         )
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             try:
                 if httpx.get(self.url + "/v2/health/ready").status_code == 200:
@@ -176,9 +178,16 @@ def run_flow(
 
 
 def run_flow_cpu(
-    *, folder: Path, src: Path, url: str, batch: int | None, concurrency: int | None
+    *,
+    folder: Path,
+    src: Path,
+    url: str,
+    batch: int | None,
+    concurrency: int | None,
+    keep: bool = False,
 ) -> tuple[float, int, int, float]:
-    """`run_flow` plus the flow process's CPU seconds (start-up included)."""
+    """`run_flow` plus the flow process's CPU seconds (start-up included); the output
+    (`folder/flow-out.jsonl`) is removed unless `keep`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = folder / "flow-out.jsonl"
     config: dict[str, Any] = {
@@ -219,7 +228,8 @@ def run_flow_cpu(
     t0 = datetime.fromisoformat(events["flow activated"]["timestamp"])
     t1 = datetime.fromisoformat(events["flow completed"]["timestamp"])
     n = int(events["flow completed"]["records_out"])
-    out.unlink()
+    if not keep:
+        out.unlink()
     return n / (t1 - t0).total_seconds(), n, peak, cpu
 
 

@@ -40,11 +40,11 @@ from typing import Any
 
 import httpx
 import numpy as np
+from venvs import ensure_venv
 
 from common.ports import free_port
 
 HERE = Path(__file__).resolve().parent
-VENV = HERE / ".venv-mlserver-boosters"
 FEATURES = [f"x{i}" for i in range(8)]
 
 
@@ -62,25 +62,7 @@ LOAD = _load_bench("scoring_service")  # run_load, Result, stop, wait_ready, loa
 
 def ensure_mlserver() -> Path:
     """The mlserver executable of the boosters venv, creating the venv first when missing."""
-    exe = VENV / "bin" / "mlserver"
-    if exe.exists():
-        return exe
-    import lightgbm
-    import sklearn
-    import xgboost
-
-    pins = [
-        "mlserver==1.7.1",
-        "mlserver-xgboost==1.7.1",
-        "mlserver-lightgbm==1.7.1",
-        f"xgboost=={xgboost.__version__}",
-        f"lightgbm=={lightgbm.__version__}",
-        f"scikit-learn=={sklearn.__version__}",
-    ]
-    print(f"creating {VENV} ({', '.join(pins)}) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", *pins], check=True)
-    return exe
+    return ensure_venv("mlserver-boosters") / "mlserver"
 
 
 def make_data(rows: int, seed: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:

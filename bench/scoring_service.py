@@ -47,28 +47,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from siblings import sibling
+from venvs import ensure_venv
 
 from common.ports import free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-MLSERVER_VENV = HERE / ".venv-mlserver"
-MLSERVER_PINS = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1"]
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
 def ensure_mlserver() -> Path:
-    """The mlserver executable, installing its venv first when missing."""
-    exe = MLSERVER_VENV / "bin" / "mlserver"
-    if exe.exists():
-        return exe
-    print(f"creating {MLSERVER_VENV} (MLServer 1.7.1 + mlserver-sklearn) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
-    import sklearn
-
-    pins = [*MLSERVER_PINS, f"scikit-learn=={sklearn.__version__}"]
-    subprocess.run([str(MLSERVER_VENV / "bin" / "pip"), "install", "-q", *pins], check=True)
-    return exe
+    """The mlserver executable, creating its venv first when missing."""
+    return ensure_venv("mlserver") / "mlserver"
 
 
 def train_model(folder: Path) -> Path:
@@ -185,6 +176,56 @@ def serve_repository(
     )
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc, timeout)
+    return proc, url
+
+
+KSERVE_SERVER = """
+import sys
+import uuid
+import joblib, numpy as np
+import kserve
+from kserve import InferOutput, InferRequest, InferResponse
+
+class Iris(kserve.Model):
+    def __init__(self, name, path):
+        super().__init__(name)
+        self.path = path
+        self.load()
+
+    def load(self):
+        self.model = joblib.load(self.path)
+        self.ready = True
+
+    def predict(self, payload, headers=None):
+        x = payload.inputs[0].as_numpy()
+        labels = self.model.predict(x).astype(object)
+        out = InferOutput(name="predict", shape=list(labels.shape), datatype="BYTES")
+        out.set_data_from_numpy(labels, binary_data=False)
+        rid = payload.id or str(uuid.uuid4())
+        return InferResponse(model_name=self.name, infer_outputs=[out], response_id=rid)
+
+port, grpc_port, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+kserve.ModelServer(http_port=port, grpc_port=grpc_port, enable_grpc=False).start(
+    [Iris("iris", path)]
+)
+"""
+
+
+def start_kserve(folder: Path, model: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """KServe's Python model server (`kserve.ModelServer`, its defaults, REST v2) serving a
+    `kserve.Model` that loads the same joblib and answers `predict` (the labels, as MLServer)."""
+    python = ensure_venv("kserve") / "python"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    proc = subprocess.Popen(
+        [str(python), "-c", KSERVE_SERVER, str(port), str(free_port()), str(model)],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=(folder / "kserve.log").open("wb"),
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, proc)
     return proc, url
 
 
@@ -340,22 +381,31 @@ def load_average() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
 
 
+PEERS = ("mlserver infer", "kserve infer")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--requests-b1", type=int, default=4000)
-    parser.add_argument("--requests-b256", type=int, default=1500)
-    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--requests-b1", type=int, default=2000)
+    parser.add_argument("--requests-b256", type=int, default=600)
+    parser.add_argument(
+        "--connections", default="1,16", help="comma-separated connection counts (1,16)"
+    )
     parser.add_argument(
         "--mlserver-batching",
         action="store_true",
         help="also run MLServer with adaptive batching (max_batch_size 8, max_batch_time 1 ms)",
     )
+    parser.add_argument("--chart", type=Path, help="write a PNG bar chart of rows/s there")
     args = parser.parse_args()
+    conns = [int(c) for c in args.connections.split(",")]
+    args.connections = max(conns)  # the generator ceiling's
 
     exe = ensure_mlserver()
+    ensure_venv("kserve")
     print(f"start: {load_average()}, {os.cpu_count()} cpus", flush=True)
-    results: dict[tuple[str, int], list[Result]] = {}
+    results: dict[tuple[str, int, int], list[Result]] = {}
     loads: list[str] = []
     with tempfile.TemporaryDirectory(prefix="tekscore-bench-") as tmp:
         folder = Path(tmp)
@@ -366,10 +416,13 @@ def main() -> None:
             procs.append(ours)
             mls, mls_url = start_mlserver(folder, model, exe)
             procs.append(mls)
+            ks, ks_url = start_kserve(folder, model)
+            procs.append(ks)
             single, single_url = start_ours(folder, model, ("--no-coalesce",))
             procs.append(single)
             targets = [
                 ("mlserver infer", mls_url, "infer", b"outputs"),
+                ("kserve infer", ks_url, "infer", b"outputs"),
                 ("tekscore records", ours_url, "records", b"prediction"),
                 ("tekscore infer", ours_url, "infer", b"outputs"),
                 ("records no-coalesce", single_url, "records", b"prediction"),
@@ -387,73 +440,115 @@ def main() -> None:
             ).content
             ceiling = generator_ceiling(folder, records_256, answer, args)
             print(
-                f"load generator ceiling (canned {len(answer)} B answer, no work): "
-                f"{ceiling.rps:.0f} req/s, p50 {ceiling.pct(0.5):.2f} ms",
+                f"load generator ceiling ({args.connections} connections, canned "
+                f"{len(answer)} B answer, no work): {ceiling.rps:.0f} req/s, "
+                f"p50 {ceiling.pct(0.5):.2f} ms",
                 flush=True,
             )
             for round_no in range(1, args.rounds + 1):
                 for batch, count in ((1, args.requests_b1), (256, args.requests_b256)):
                     records_body, infer_body, _ = bodies(batch)
-                    # Interleave the servers so that machine noise hits them alike.
-                    for name, url, endpoint, check in targets:
-                        body = records_body if endpoint == "records" else infer_body
-                        res = run_load(
-                            url,
-                            f"/v2/models/iris/{endpoint}",
-                            body,
-                            requests=count,
-                            connections=args.connections,
-                            rows=batch,
-                            check=check,
-                        )
-                        results.setdefault((name, batch), []).append(res)
+                    for conn in conns:
+                        # Interleave the servers so that machine noise hits them alike.
+                        for name, url, endpoint, check in targets:
+                            body = records_body if endpoint == "records" else infer_body
+                            res = run_load(
+                                url,
+                                f"/v2/models/iris/{endpoint}",
+                                body,
+                                requests=count,
+                                connections=conn,
+                                rows=batch,
+                                check=check,
+                            )
+                            results.setdefault((name, batch, conn), []).append(res)
                 loads.append(load_average())
                 print(f"round {round_no} done: {loads[-1]}", flush=True)
         finally:
             for proc in procs:
                 stop(proc)
-
     names = [name for name, *_ in targets]
-    print(
-        f"\nscoring service vs MLServer 1.7.1, iris sklearn, {args.connections} connections, "
-        f"{os.cpu_count()} cpus, {args.rounds} rounds"
-    )
-    print(
-        "ours/records: prediction + proba_<class> x3 per record; mlserver/infer: predict only; "
-        "ours coalesces concurrent requests (records no-coalesce: a second server with "
-        "--no-coalesce), MLServer's adaptive batching off (its default)"
-    )
-    print(
-        f"{'server/endpoint':<20} {'batch':>5} {'round':>5} {'req/s':>9} {'rows/s':>11} "
-        f"{'p50 ms':>8} {'p99 ms':>8}"
-    )
-    for batch in (1, 256):
-        for name in names:
-            for round_no, res in enumerate(results[(name, batch)], 1):
-                print(
-                    f"{name:<20} {batch:>5} {round_no:>5} {res.rps:>9.0f} {res.rows_per_s:>11.0f} "
-                    f"{res.pct(0.5):>8.2f} {res.pct(0.99):>8.2f}"
-                )
-    print()
-    targets_x = {1: 1.0, 256: 1.5}
-    for batch in (1, 256):
-        base = results[("mlserver infer", batch)]
-        for name in names[1:]:
-            ratios = [
-                o.rows_per_s / b.rows_per_s
-                for o, b in zip(results[(name, batch)], base, strict=True)
-            ]
-            p50s = [
-                b.pct(0.5) / o.pct(0.5) for o, b in zip(results[(name, batch)], base, strict=True)
-            ]
-            target = f" (target >= {targets_x[batch]}x)" if name == "tekscore records" else ""
-            print(
-                f"batch {batch:>3}: {name} / mlserver infer = median "
-                f"{statistics.median(ratios):.2f}x rows/s "
-                f"[{', '.join(f'{r:.2f}' for r in ratios)}], "
-                f"median {statistics.median(p50s):.2f}x p50 latency{target}"
-            )
+    report(results, names, conns, args.rounds)
     print("load per round: " + "; ".join(loads))
+    if args.chart:
+        chart(args.chart, results, names, conns)
+        print(f"chart: {args.chart}")
+
+
+def report(
+    results: dict[tuple[str, int, int], list[Result]],
+    names: list[str],
+    conns: list[int],
+    rounds: int,
+) -> None:
+    """Every run, then per batch and connection count the ratios against the better peer."""
+    print(
+        f"\nscoring service vs MLServer 1.7.1 and KServe 0.21, iris sklearn, "
+        f"{os.cpu_count()} cpus, {rounds} rounds"
+    )
+    print(
+        "ours/records: prediction + proba_<class> x3 per record; mlserver, kserve /infer: "
+        "predict only; ours coalesces concurrent requests (records no-coalesce: a second "
+        "server with --no-coalesce), MLServer's adaptive batching off (its default)"
+    )
+    print(
+        f"{'server/endpoint':<20} {'batch':>5} {'conns':>5} {'round':>5} {'req/s':>9} "
+        f"{'rows/s':>11} {'p50 ms':>8} {'p99 ms':>8}"
+    )
+    for batch in (1, 256):
+        for conn in conns:
+            for name in names:
+                for round_no, res in enumerate(results[(name, batch, conn)], 1):
+                    print(
+                        f"{name:<20} {batch:>5} {conn:>5} {round_no:>5} {res.rps:>9.0f} "
+                        f"{res.rows_per_s:>11.0f} {res.pct(0.5):>8.2f} {res.pct(0.99):>8.2f}"
+                    )
+    print("\ntarget: tekscore records >= 2x the better peer's rows/s, p99 no worse than either's")
+    for batch in (1, 256):
+        for conn in conns:
+            peers = [results[(p, batch, conn)] for p in PEERS]
+            for name in names:
+                if name in PEERS:
+                    continue
+                mine = results[(name, batch, conn)]
+                ratios = [
+                    o.rows_per_s / max(p.rows_per_s for p in ps)
+                    for o, *ps in zip(mine, *peers, strict=True)
+                ]
+                p99s = [
+                    min(p.pct(0.99) for p in ps) / o.pct(0.99)
+                    for o, *ps in zip(mine, *peers, strict=True)
+                ]
+                print(
+                    f"batch {batch:>3}, {conn:>2} conn: {name} / better peer = median "
+                    f"{statistics.median(ratios):.2f}x rows/s "
+                    f"[{', '.join(f'{r:.2f}' for r in ratios)}], p99: better peer's / ours "
+                    f"median {statistics.median(p99s):.2f}x"
+                )
+
+
+def chart(
+    path: Path,
+    results: dict[tuple[str, int, int], list[Result]],
+    names: list[str],
+    conns: list[int],
+) -> None:
+    """Median rows/s per server, one group per batch size x connection count (log scale)."""
+    groups = [(b, c) for b in (1, 256) for c in conns]
+    data = {
+        "title": "Scoring service, iris: rows/s (median of rounds; 2 shared cores)",
+        "groups": [f"batch {b}, {c} conn" for b, c in groups],
+        "series": {
+            name: [
+                round(statistics.median(r.rows_per_s for r in results[(name, b, c)]))
+                for b, c in groups
+            ]
+            for name in names
+        },
+        "unit": "rows/s (log scale)",
+        "log": True,
+    }
+    sibling("charts").bars(path, data)
 
 
 if __name__ == "__main__":
