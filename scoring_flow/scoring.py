@@ -1,9 +1,11 @@
 """HTTP client of scoring services: readiness, the records endpoint, and OIP V2 infer.
 
-Does network I/O (httpx.AsyncClient with keep-alive, created by the caller's `async with`, never
-at import). `score` answers one entry per sent record, in order: a result object, a list of
-0..n result objects, `{"$error": reason}` (the service refused that record), or the
-`ScoringError` of a call that failed for that record. Failure handling:
+Does network I/O (created by the caller's `async with`, never at import): readiness and metadata
+through an httpx.AsyncClient with keep-alive; score POSTs to plain-http services through
+`http1.Http1Pool` (the hot path), to others through httpx's transport. `score` answers one entry
+per sent record, in order: a result object, a list of 0..n result objects, `{"$error": reason}`
+(the service refused that record), or the `ScoringError` of a call that failed for that record.
+Failure handling:
 
 - 5xx, 429, timeouts, connection errors: retried `max_retries` times with exponential backoff
   (tenacity), then every record of the batch gets the `RetriableScoringError`;
@@ -34,6 +36,7 @@ from scoring_flow.errors import (
     ScoringError,
     ServiceNotReadyError,
 )
+from scoring_flow.http1 import Http1Error, Http1Pool, supports
 from scoring_flow.types import Record
 
 log = structlog.get_logger("scoring_flow.scoring")
@@ -42,26 +45,26 @@ ISOLATE_STATUSES = frozenset({400, 413, 422})
 _JSON = {"content-type": "application/json"}
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(content: bytes, reason: str) -> str:
+    text = content[:300].decode("utf-8", "replace")
     try:
-        body = orjson.loads(response.content)
+        body = orjson.loads(content)
     except orjson.JSONDecodeError:
-        return response.text[:300] or response.reason_phrase
+        return text or reason
     if isinstance(body, dict) and "error" in body:
         return str(body["error"])
     if isinstance(body, dict) and "detail" in body:
         return str(body["detail"])
-    return response.text[:300]
+    return text
 
 
-def _check(response: httpx.Response) -> Any:
-    status = response.status_code
+def _check(status: int, content: bytes, reason: str) -> Any:
     if status == 200:
         try:
-            return orjson.loads(response.content)
+            return orjson.loads(content)
         except orjson.JSONDecodeError as exc:
             raise PermanentScoringError(f"the answer is not JSON: {exc}", status=status) from exc
-    detail = f"HTTP {status}: {_error_text(response)}"
+    detail = f"HTTP {status}: {_error_text(content, reason)}"
     if status >= 500 or status == 429:
         raise RetriableScoringError(detail, status=status)
     raise PermanentScoringError(detail, status=status)
@@ -94,6 +97,7 @@ class ScoringClient:
         self._transport: httpx.AsyncBaseTransport | None = None
         self._timeouts = httpx.Timeout(timeout).as_dict()
         self._metadata: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self._fast: Http1Pool | None = None  # the POSTs to plain-http services
 
     async def __aenter__(self) -> ScoringClient:
         self._transport = self._given or httpx.AsyncHTTPTransport(
@@ -103,6 +107,8 @@ class ScoringClient:
             ),
         )
         self._client = httpx.AsyncClient(transport=self._transport, timeout=self.timeout)
+        if self._given is None:
+            self._fast = Http1Pool(max_connections=self._max_connections)
         return self
 
     async def __aexit__(
@@ -114,6 +120,9 @@ class ScoringClient:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._fast is not None:
+            await self._fast.aclose()
+            self._fast = None
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -218,17 +227,24 @@ class ScoringClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _post(self, url: str, body: Any) -> Any:
-        """POST JSON through the keep-alive transport directly: the client's per-request layers
-        (auth, redirects, cookies, hooks) cost about half of httpx's CPU and are not needed."""
+        """POST JSON: to a plain-http service through `Http1Pool` (httpx's layers cost as much
+        CPU as the model on this path, docs/benchmarks.md), else through httpx's keep-alive
+        transport directly (the client's per-request layers are not needed)."""
+        content = orjson.dumps(body)
+        if self._fast is not None and supports(url):
+            try:
+                async with asyncio.timeout(self.timeout):
+                    answer = await self._fast.post(url, content)
+            except TimeoutError as exc:
+                raise RetriableScoringError(f"timed out after {self.timeout}s") from exc
+            except (OSError, asyncio.IncompleteReadError, Http1Error) as exc:
+                raise RetriableScoringError(f"{type(exc).__name__}: {exc}") from exc
+            return _check(answer.status, answer.body, answer.reason)
         transport = self._transport
         if transport is None:
             raise RuntimeError("ScoringClient used outside `async with`")
         request = httpx.Request(
-            "POST",
-            url,
-            content=orjson.dumps(body),
-            headers=_JSON,
-            extensions={"timeout": self._timeouts},
+            "POST", url, content=content, headers=_JSON, extensions={"timeout": self._timeouts}
         )
         try:
             response = await transport.handle_async_request(request)
@@ -240,7 +256,7 @@ class ScoringClient:
             raise RetriableScoringError(f"timed out after {self.timeout}s") from exc
         except httpx.HTTPError as exc:
             raise RetriableScoringError(f"{type(exc).__name__}: {exc}") from exc
-        return _check(response)
+        return _check(response.status_code, response.content, response.reason_phrase)
 
     async def _records(
         self, endpoint: ServiceEndpoint, service: str, model: str, payloads: list[Record]

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from scoring_flow.codecs import Decoded, Rejected
+from scoring_flow.codecs import Decoded, JsonLines, Rejected
 from scoring_flow.items import Item
 from scoring_flow.types import BadRecord, Record
 
@@ -88,6 +88,8 @@ class ShardFilter:
 
     def take(self, decoded: Iterator[Decoded], size: int, state: list[int]) -> list[Item]:
         """Up to `size` items of this shard from `decoded`; `state[0]` is the next ordinal."""
+        if self.shards == 1 and isinstance(decoded, JsonLines):
+            return _items(decoded.take(size), state)
         out: list[Item] = []
         while len(out) < size:
             try:
@@ -113,6 +115,17 @@ def shard_name(name: str, *, index: int, shards: int) -> str:
     if not stem:  # no extension, or a name that starts with its only dot
         stem, dot, ext = base, "", ""
     return f"{head}{slash}{stem}-{index:05d}-of-{shards:05d}{dot}{ext}"
+
+
+def _items(decoded: list[Decoded], state: list[int]) -> list[Item]:
+    """Items for consecutive decoded records (the unsharded hot path); `state[0]` is the next
+    ordinal."""
+    start = state[0]
+    state[0] = start + len(decoded)
+    return [
+        Item(ordinal, d, [d]) if type(d) is dict else to_item(ordinal, d)
+        for ordinal, d in enumerate(decoded, start)
+    ]
 
 
 async def batches_from(

@@ -15,7 +15,7 @@ from ir.flows import FilterStep, MapStep, PythonStep
 from ir.types import FieldSpec, SecretRef
 from ir.values import ResolvedScoreStep
 from scoring_flow import oip, steps
-from scoring_flow.channels.base import shard_name
+from scoring_flow.channels.base import ShardFilter, shard_name
 from scoring_flow.codecs import Encoder, MessageCodec, decode
 from scoring_flow.config import RuntimeSettings, parse_flow_values
 from scoring_flow.errors import ConfigError, RetriableScoringError, SecretError, StepError
@@ -87,6 +87,31 @@ def test_jsonl_bad_lines_become_bad_records() -> None:
     assert out[0] == {"a": 1}
     assert isinstance(out[1], BadRecord) and out[1].reason.startswith("invalid JSON")
     assert isinstance(out[2], BadRecord) and "object" in out[2].reason
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 100])
+def test_jsonl_chunks_of_the_source_decode_as_record_by_record(size: int) -> None:
+    """The file source takes a chunk of lines at a time (`ShardFilter.take` over `JsonLines`):
+    the same records, bad records and ordinals as the record-by-record path of a sharded
+    source, blank lines skipped, whatever the chunk size."""
+    text = b'{"a": 1}\n{"a": 2}\r\n\n  \nnope\n[1]\n{"a": 3}\n\n\n\n{"a": 4}\n{"a": 5}'
+    chunked: list[Item] = []
+    state = [0]
+    decoder = decode("jsonl", io.BytesIO(text), None)
+    while batch := ShardFilter(index=0, shards=1).take(decoder, size, state):
+        assert len(batch) <= size
+        chunked += batch
+    one_by_one: list[Item] = []
+    records = iter(list(decode("jsonl", io.BytesIO(text), None)))  # a plain iterator
+    state2 = [0]
+    while batch := ShardFilter(index=0, shards=1).take(records, size, state2):
+        one_by_one += batch
+    assert [i.ordinal for i in chunked] == list(range(7)) == [i.ordinal for i in one_by_one]
+    assert [i.results for i in chunked] == [i.results for i in one_by_one]
+    assert [i.results for i in chunked if i.alive] == [[{"a": n}] for n in (1, 2, 3, 4, 5)]
+    reasons = [i.failure.reason[:12] for i in chunked if i.failure is not None]
+    assert reasons == ["invalid JSON", "a record mus"]
+    assert state == state2 == [7]
 
 
 @pytest.mark.parametrize("encoding", ["jsonl", "avro", "csv"])
