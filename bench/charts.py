@@ -22,11 +22,11 @@ import matplotlib.pyplot as plt
 data = json.load(sys.stdin)
 groups, series = data["groups"], data["series"]
 width = 0.8 / max(len(series), 1)
-fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups) * max(len(series), 1) / 2), 3.6))
+fig, ax = plt.subplots(figsize=(max(7, 0.9 * len(groups) * max(len(series), 1)), 4))
 for i, (name, values) in enumerate(series.items()):
     xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(values))]
     bars = ax.bar(xs, values, width, label=name)
-    ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], fontsize=7, padding=2)
+    ax.bar_label(bars, labels=[f"{v:,.0f}" if v else "-" for v in values], fontsize=7, padding=2)
 ax.set_xticks(range(len(groups)), groups)
 ax.set_ylabel(data.get("unit", "records/s"))
 ax.set_title(data["title"], fontsize=10)
@@ -34,14 +34,13 @@ if data.get("log"):
     ax.set_yscale("log")
 ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 ax.spines[["top", "right"]].set_visible(False)
-fig.tight_layout()
-fig.savefig(sys.argv[1], dpi=110)
+fig.savefig(sys.argv[1], dpi=100, bbox_inches="tight")
 """
 
 
 def bars(path: Path, data: dict[str, Any]) -> None:
     """A grouped bar chart: `data` holds `title`, `groups` (x labels), `series` (name -> one
-    value per group), optionally `unit` and `log` (a log scale)."""
+    value per group; 0 for none, drawn as "-"), optionally `unit` and `log` (a log scale)."""
     python = ensure_venv("plot") / "python"
     subprocess.run(
         [str(python), "-c", DRAW, str(path)], input=json.dumps(data).encode(), check=True

@@ -1,31 +1,35 @@
-"""Benchmark: tekscore's scoring service against MLServer 1.7.1 (mlserver-sklearn) on the
-iris example model, with the same records, at batch 1 and batch 256.
+"""Benchmark: tekscore's scoring service against MLServer 1.7.1 (mlserver-sklearn) and KServe
+0.21's Python model server on the iris example model, with the same records, at batch 1 and
+batch 256, with 1 and 16 connections.
 
 What is compared (printed with the results):
 - ours on the records endpoint (`POST /v2/models/iris/records`): every record gets
-  `prediction` and `proba_<class>` x3 (4 fields; the response is ~10x MLServer's), and, for
+  `prediction` and `proba_<class>` x3 (4 fields; the response is ~10x the peers'), and, for
   information, on OIP `infer` (4 output tensors);
-- MLServer on OIP `infer`, its default `predict` output only.
-Both run with their default settings, one server process each, on loopback, free ports. Ours
+- MLServer on OIP `infer`, its default `predict` output only;
+- KServe: `kserve.ModelServer` with its default settings (REST v2, one worker, latency logging
+  on) serving a `kserve.Model` that loads the same joblib and answers `predict` (the labels).
+All run with their default settings, one server process each, on loopback, free ports. Ours
 scores concurrent requests that are ready together with one model call (its default for
 row-wise scikit-learn models); a second server of ours with `--no-coalesce` shows the records
 endpoint without it. MLServer's adaptive batching is off by default (`max_batch_size` 0);
 `--mlserver-batching` adds a run of MLServer with it on, for information.
 
-MLServer lives in its own venv `bench/.venv-mlserver` (its pins clash with ours), created here
-when missing (pip install from the package index), and runs offline from a `settings.json`
-(host 127.0.0.1, gRPC/metrics on free ports, parallel_workers 0 = inference in the server
-process, its fastest setting for a small model, debug off).
+MLServer and KServe live in their own venvs (`bench/.venv-mlserver`, `bench/.venv-kserve`; their
+pins clash with ours), created here when missing by `bench/venvs.py`, and run offline (MLServer
+from a `settings.json`: host 127.0.0.1, gRPC/metrics on free ports, parallel_workers 0 =
+inference in the server process, its fastest setting for a small model, debug off).
 
 The load generator is a minimal keep-alive HTTP/1.1 client on asyncio streams with
-`--connections` concurrent connections, the same for both servers; every loop is bounded by a
+`--connections` concurrent connections, the same for every server; every loop is bounded by a
 request count. Its own ceiling is measured first against a canned-answer server (a raw asyncio
 protocol answering our batch-256 response bytes without any work) and printed. The machine's
 load average is printed with each round: on a shared machine, run it when the load is low.
-`--rounds` repeats the whole interleaved set; each ratio is reported per round and as the median.
+`--rounds` repeats the whole interleaved set; each ratio is reported per round and as the median,
+against the better of MLServer and KServe (target: >= 2x its rows/s, p99 no worse).
 
-Run: `.venv/bin/python bench/scoring_service.py [--rounds 3] [--requests-b1 4000]
-[--requests-b256 1500] [--connections 4] [--mlserver-batching]`.
+Run: `.venv/bin/python bench/scoring_service.py [--rounds 3] [--requests-b1 2000]
+[--requests-b256 600] [--connections 1,16] [--mlserver-batching] [--chart PATH]`.
 """
 
 from __future__ import annotations
