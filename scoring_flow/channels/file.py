@@ -1,8 +1,8 @@
 """`type: file` channels: a local (or mounted) file in jsonl, csv or avro.
 
-Does file I/O, in worker threads. The sink is atomic: it writes `.<name>.<pid>.tmp` next to the
-final path and renames it over the final path only at `close()`; a killed flow leaves at most
-that hidden temp file, never a partial file at the final path.
+Does file I/O, in worker threads. The sink is atomic: it writes `.<name>.<pid>-<random>.tmp`
+next to the final path and renames it over the final path only at `close()`; a killed flow leaves
+at most that hidden temp file, never a partial file at the final path.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -62,7 +63,9 @@ class FileSink:
     def __init__(self, spec: FileChannel) -> None:
         self.spec = spec
         self.path = Path(spec.config.path)
-        self.temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        # pid and a random part: in a sandbox (its own pid namespace) every flow may be pid 2
+        unique = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.temp = self.path.with_name(f".{self.path.name}.{unique}.tmp")
         self._encoder = Encoder(spec.format.encoding, spec.format.schema_)
         self._fh: IO[bytes] | None = None
 

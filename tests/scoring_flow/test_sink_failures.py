@@ -161,3 +161,23 @@ def test_a_flow_that_fills_the_disk_fails_and_the_disk_is_free_again(
     assert said["reason"] == "FlowFailed" and "No space left on device" in said["message"]
     assert list(small_disk.iterdir()) == []
     assert _free(small_disk) == free
+
+
+def test_two_sinks_of_one_path_in_one_pid_do_not_share_a_temp_file(tmp_path: Path):
+    """Sandboxed flows run in their own pid namespace, where every flow may have the same pid:
+    two flows writing the same output must not write (and rename) one temp file. The last to
+    close wins, whole; neither fails."""
+    spec = FileChannel.model_validate(_file(tmp_path / "out.jsonl", "sink"))
+    first, second = FileSink(spec), FileSink(spec)
+
+    async def both() -> None:
+        await first.open()
+        await second.open()
+        await first.write([{"by": "first", "i": i} for i in range(3)])
+        await second.write([{"by": "second", "i": i} for i in range(2)])
+        await first.close()
+        await second.close()
+
+    asyncio.run(both())
+    assert read_jsonl(tmp_path / "out.jsonl") == [{"by": "second", "i": i} for i in range(2)]
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
