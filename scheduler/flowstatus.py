@@ -145,9 +145,13 @@ def _settled(job: JobRecord, name: str, flow: FlowStatus) -> FlowStatus:
     else:
         state = "CANCELLED"  # stopped with the job
     rows = [r if r.state in FINAL else r.model_copy(update={"state": state}) for r in flow.replicas]
-    if state == flow.state and rows == flow.replicas and error == flow.error:
+    # a batch flow's shards done are its completed rows, also those settled here (a SUCCEEDED
+    # job whose last shard's completion came after the end: Tekton saw its Indexed Job complete)
+    done = sum(1 for r in rows if r.state == "COMPLETED") if flow.mode == "batch" else 0
+    if (state, rows, error, done) == (flow.state, flow.replicas, flow.error, flow.shards_done):
         return flow
-    return flow.model_copy(update={"state": state, "replicas": rows, "error": error})
+    update = {"state": state, "replicas": rows, "error": error, "shards_done": done}
+    return flow.model_copy(update=update)
 
 
 def with_endpoints(

@@ -252,3 +252,32 @@ def test_no_flow_of_a_finished_job_reads_running(state: State) -> None:
     else:
         assert states == {"never": "NOT_STARTED", "ran": "CANCELLED"}
     assert settled.flows["ran"].replicas[0].state == states["ran"]
+
+
+def test_a_succeeded_job_counts_every_shard_of_its_batch_flows_done() -> None:
+    """On Kubernetes a job can end SUCCEEDED (the wait task saw the Indexed Job complete) before
+    the last shard's completion report is in: its row, settled COMPLETED, counts as done."""
+    from datetime import UTC, datetime
+
+    from scheduler.flowstatus import settle
+    from scheduler.schemas import BackendInfo, FlowStatus, ReplicaStatus
+
+    rows = [
+        ReplicaStatus(index=i, state=s, records_in=50, records_out=50)
+        for i, s in enumerate(["COMPLETED", "COMPLETED", "RUNNING"])
+    ]
+    flow = FlowStatus(
+        mode="batch", state="RUNNING", shards=3, shards_done=2, records_in=150, records_out=150
+    )
+    job = JobRecord(
+        id="j-x",
+        pipeline="p",
+        state=State.SUCCEEDED,
+        flows={"classify": flow.model_copy(update={"replicas": rows})},
+        created_at=datetime.now(UTC),
+        content_hash="",
+        backend=BackendInfo(kind="tekton"),
+    )
+    settled = settle(job).flows["classify"]
+    assert (settled.state, settled.shards, settled.shards_done) == ("COMPLETED", 3, 3)
+    assert [r.state for r in settled.replicas] == ["COMPLETED"] * 3
