@@ -108,6 +108,7 @@ class LocalRunner:
         self.max_running_jobs = max_running_jobs
         self.max_server_processes = max_server_processes
         self._queue: list[str] = []  # PENDING jobs waiting for room, oldest first
+        self._needs: dict[str, int] = {}  # each queued job's processes, counted once
         self._holding: dict[str, int] = {}  # jobs whose processes run (or may): how many
         self._pumping = asyncio.Lock()
         self._pumps: set[asyncio.Task[None]] = set()
@@ -142,8 +143,10 @@ class LocalRunner:
 
     async def start(self, job: JobRecord) -> None:
         """Queue the job; it starts at once when there is room."""
+        need = await self._processes(job.id)
         async with self._pumping:
             self._queue.append(job.id)
+            self._needs[job.id] = need
         await self._pump()
 
     async def _pump(self) -> None:
@@ -151,7 +154,7 @@ class LocalRunner:
         async with self._pumping:
             while self._queue and not self._closing:
                 job_id = self._queue[0]
-                need = await self._processes(job_id)
+                need = self._needs[job_id]
                 running, used = len(self._holding), sum(self._holding.values())
                 if running >= self.max_running_jobs or (
                     running and used + need > self.max_server_processes
@@ -168,12 +171,14 @@ class LocalRunner:
                         )
                     return
                 self._queue.pop(0)
+                self._needs.pop(job_id)
                 self._told.discard(job_id)
                 self._spawn(
                     job_id, self._run(job_id, self._installer(job_id), resume_wait=False), need
                 )
 
     async def _processes(self, job_id: str) -> int:
+        """How many processes the job runs (read once per job: its values are stored)."""
         try:
             return job_processes(await self.service.rendered(job_id))
         except Exception:  # its install task will say what is wrong with it
@@ -203,6 +208,7 @@ class LocalRunner:
             queued = job_id in self._queue
             if queued:
                 self._queue.remove(job_id)
+                self._needs.pop(job_id)
                 self._told.discard(job_id)
         if queued:  # cancelled while waiting: nothing to stop, its finally task ends it
             self._spawn(job_id, self._finally_only(job_id, self._installer(job_id)))
@@ -315,6 +321,7 @@ class LocalRunner:
             installer = self._installer(job.id)
             if job.state == State.PENDING:
                 bound.info("job resumed: queued")
+                self._needs[job.id] = await self._processes(job.id)
                 self._queue.append(job.id)
             elif job.state == State.INSTALLING:
                 bound.warning("job failed: the scheduler restarted during its install task")
