@@ -5,7 +5,8 @@ auto-commit and commits a batch's offsets only when the runner calls `commit(bat
 does after the sink (and dead-letter channel) hold the batch; a flow killed before that sees the
 batch again after a restart. One record per message (`MessageCodec`). In `batch` mode the source
 ends when it has reached the end offsets of its assigned partitions; in `streaming` mode it runs
-until `stop()`. Shards of a flow share the consumer group (default group: `tekscore-<flow>`).
+until `stop()`. Shards of a flow share the consumer group (default group: `tekscore-<flow>`);
+each process logs the partitions the group assigns it (`kafka partitions assigned`).
 A sink with `config.key` gives each message the key rendered from its record (`ir.keys`), so
 the producer's partitioner (murmur2 of the key, as the Java client) sends every message of a key
 to one partition, where Kafka keeps their order; on a dead-letter channel the key comes from the
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
@@ -53,6 +54,22 @@ def client_options(spec: KafkaChannel) -> dict[str, Any]:
     return options
 
 
+class _LogAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Logs each partition assignment of the group (which partitions this process reads now)."""
+
+    def __init__(self, topic: str, group: str | None) -> None:
+        self.topic, self.group = topic, group
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        partitions = sorted(tp.partition for tp in assigned)
+        log.info(
+            "kafka partitions assigned", topic=self.topic, group=self.group, partitions=partitions
+        )
+
+
 class KafkaSource:
     """Consumes a topic as part of a consumer group, committing after the sink."""
 
@@ -71,12 +88,12 @@ class KafkaSource:
         """Join the consumer group."""
         cfg = self.spec.config
         self._consumer = AIOKafkaConsumer(
-            cfg.topic,
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset=cfg.start_from,
             **client_options(self.spec),
         )
+        self._consumer.subscribe([cfg.topic], listener=_LogAssignment(cfg.topic, self.group))
         try:
             await self._consumer.start()
         except KafkaError as exc:

@@ -54,6 +54,19 @@ def measurements(iris: Path, count: int) -> list[dict[str, Any]]:
     return [{**rows[i % len(rows)], "id": i} for i in range(count)]
 
 
+def _assigned(logs: list[Path]) -> list[list[int]]:
+    """The partitions each replica's latest `kafka partitions assigned` event gives it, sorted."""
+    latest: list[list[int]] = []
+    for path in logs:
+        text = path.read_text() if path.exists() else ""
+        events = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        assigned = [
+            e["partitions"] for e in events if e.get("event") == "kafka partitions assigned"
+        ]
+        latest.append(assigned[-1] if assigned else [])
+    return sorted(latest)
+
+
 def test_the_streaming_example_sums_its_replicas_and_lists_its_endpoints(
     scheduler: Scheduler,
     iris: Path,
@@ -82,7 +95,12 @@ def test_the_streaming_example_sums_its_replicas_and_lists_its_endpoints(
     assert service["runtime"] == "python"
     assert httpx.get(f"{service['endpoint']}/v2/health/ready", timeout=10).status_code == 200
 
-    # 1,000 records through two replicas: the flow row is the sum, a row per replica
+    # 1,000 records through two replicas: the flow row is the sum, a row per replica; produced
+    # once the group has given each replica its partition (else one replica could read both)
+    logs = [
+        scheduler.home / "jobs" / job["id"] / "flows" / f"classify-stream-{i}.log" for i in (0, 1)
+    ]
+    poll("each replica assigned a partition", lambda: _assigned(logs) == [[0], [1]] or None)
     asyncio.run(kafka_tools.produce(kafka, "iris-measurements", measurements(iris, RECORDS)))
 
     def summed() -> dict[str, Any] | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -296,7 +295,6 @@ def test_killed_flow_leaves_no_file_at_the_final_path(
     )
     run.proc.send_signal(signal.SIGKILL)
     run.wait()
-    time.sleep(0.1)
     assert not out.exists()
     temps = list(out.parent.glob(".final.jsonl.*.tmp"))
     assert temps  # what was written so far is only in the hidden temp file
