@@ -84,9 +84,11 @@ def build_settings(
 def embedded_settings(settings: Settings, paths: list[Path]) -> Settings:
     """The settings of `tekscore run`'s embedded server: the folders of the IR it was given
     (a folder itself, a file's folder) are data roots and code sources, besides those
-    configured; the person who runs it owns both the IR and the machine."""
+    configured, and the channel registry's folder (`--channels`) is a data root; the person who
+    runs it owns the IR, the registry and the machine."""
     folders = [p.resolve() if p.is_dir() else p.resolve().parent for p in paths]
-    roots = list(dict.fromkeys([*(settings.data_roots or []), *folders]))
+    registry = [settings.channels.resolve()] if settings.channels is not None else []
+    roots = list(dict.fromkeys([*(settings.data_roots or []), *folders, *registry]))
     code = list(dict.fromkeys([*(settings.code_sources or []), *map(str, folders)]))
     return settings.model_copy(
         update={"log_level": "warning", "data_roots": roots, "code_sources": code}

@@ -287,3 +287,25 @@ def test_descriptors_as_registry_channels_score_as_the_baked_engine_does(
     )
     assert again.returncode == 0, again.stdout + again.stderr
     assert read_jsonl(job_out) == read_jsonl(baked_out)
+
+
+def test_run_reads_and_writes_files_in_the_channel_registry_folder(tmp_path: Path) -> None:
+    """`tekscore run --channels DIR`: the registry's folder is a data root of the embedded
+    server (as the IR's folder is), so its channels' files there need no --data-root."""
+    registry = write_assets(tmp_path / "channels", names=("inputsch", "outputsch"))
+    (registry / "model.py").unlink()
+    job = write_assets(tmp_path / "job", names=("inputsch", "outputsch"))
+    data, out = registry / "orders.jsons", registry / "scored.jsons"
+    data.write_text("".join(json.dumps(order(i)) + "\n" for i in (1, 3)))
+    for name, path in (
+        ("orders-in", data),
+        ("orders-out", out),
+        ("rejected", registry / "r.jsons"),
+    ):
+        transport = {"Type": "file", "Path": str(path)}
+        descriptor(registry, f"{name}.json", {"Transport": transport, "Encoding": "json"})
+    (job / "pipeline.yaml").write_text(PIPELINE)
+    home = str(tmp_path / "home")
+    run = tekscore("run", str(job / "pipeline.yaml"), "--channels", str(registry), "--home", home)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert read_jsonl(out) == [scored(1), scored(3)]
