@@ -116,6 +116,10 @@ def assemble(
                 loc = clean_loc(data, error["loc"])
                 issues.append(flow.issue(loc, str(error["msg"]).removeprefix("Value error, ")))
             continue
+        shared = _one_output_for_replicas(data)
+        if shared:
+            issues.append(flow.issue(("replicas",), shared))
+            continue
         out_flows.append(data)
     if not collected.members.get("ScoringFlow"):
         issues.append(
@@ -186,6 +190,26 @@ def _service_runtime(
             )
         )
     return chosen or next(iter(runtimes), "python"), issues
+
+
+_ONE_OUTPUT = ("file", "s3", "test-data")  # sinks that write one named output per process
+
+
+def _one_output_for_replicas(flow: dict[str, Any]) -> str | None:
+    """Why a streaming flow's replicas cannot share its sinks, if they cannot: every replica
+    would write, then replace, the same file or object (batch shards each get their own name;
+    replicas of a streaming flow have no stable index on Kubernetes)."""
+    if flow["mode"] != "streaming" or flow["replicas"] <= 1:
+        return None
+    for key in ("sink", "dead_letter"):
+        channel = flow.get(key)
+        if channel is not None and channel["type"] in _ONE_OUTPUT:
+            return (
+                f"{flow['replicas']} replicas of a streaming flow would all write the one "
+                f"{channel['type']} output of its {key.replace('_', '-')} {channel['name']!r}; "
+                "use one replica, a Kafka sink, or a batch flow with shards (one output each)"
+            )
+    return None
 
 
 def _resolve_steps(

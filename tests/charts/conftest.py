@@ -87,7 +87,8 @@ spec: {type: external, uri: "http://triton.models.svc:8000"}
             source, sink, batch = "http-in", "nowhere", False
         else:
             source = "s3-in" if i % 3 == 0 else "file-in"
-            sink = "kafka-out" if i % 3 == 1 else "file-out"
+            # replicas of a streaming flow share no file: they write to Kafka
+            sink = "kafka-out" if i % 3 == 1 or not batch else "file-out"
         extra = ""
         if batch and i % 5 == 0:
             extra = "\n  shards: 4"

@@ -115,3 +115,22 @@ def test_a_job_id_must_start_with_a_letter_and_the_default_does(write):
         ]
     else:
         raise AssertionError("a job id starting with a digit was accepted")
+
+
+def test_streaming_replicas_cannot_share_one_file_or_object(write):
+    """Each replica of a streaming flow would write, then replace, the sink's one file; batch
+    shards get one file each, and a Kafka sink takes every replica's records."""
+    streaming = MINIMAL.replace(
+        "  source: in\n", "  source: in\n  mode: streaming\n  replicas: 2\n"
+    )
+    [issue] = issues_of(write("p.yaml", streaming))
+    assert "spec.replicas: 2 replicas of a streaming flow would all write the one file" in issue
+    assert "of its sink 'out'" in issue
+    render(write("one.yaml", streaming.replace("replicas: 2", "replicas: 1")))
+    kafka = doc(
+        "DataChannel",
+        "out",
+        "direction: sink\ntype: kafka\nconfig: {bootstrapServers: k:9092, topic: t}",
+    )
+    values = render(write("k.yaml", streaming.replace(SINK, kafka))).values
+    assert values["scoringFlows"][0]["replicas"] == 2
