@@ -63,6 +63,7 @@ from local_runner.processes import (
 )
 from local_runner.readiness import ServiceProbe, wait_ready
 from local_runner.sandbox import Sandbox
+from local_runner.warm import TakenSet, WarmPool
 
 TABLE_FILE = "processes.json"
 PRIVATE = "tmp"
@@ -120,6 +121,7 @@ class LocalInstaller:
         grace_period: float = 10.0,
         environment: ChildEnv | None = None,
         sandbox: Sandbox | None = None,
+        warm: WarmPool | None = None,
     ) -> None:
         self.job_id = job_id
         self.job_dir = Path(job_dir)
@@ -129,6 +131,8 @@ class LocalInstaller:
         self.grace_period = grace_period
         self.environment = environment or ChildEnv(source=dict(os.environ))
         self.sandbox = sandbox
+        self.warm = warm
+        self._taken: TakenSet | None = None
         self._table = ProcessTable(job_id=job_id)
         self._watched: list[_Watched] = []
         self._ports: set[int] = set()
@@ -170,6 +174,20 @@ class LocalInstaller:
             raise TaskFailed("InstallFailed", f"The values are invalid: {exc}") from exc
         tekscore = find_tekscore()
         level = model.global_.log_level
+        # warm spares, when a ready set is there: its folder becomes the job's folder
+        self._taken = self.warm.take(self.job_dir) if self.warm is not None else None
+        try:
+            await self._install(model, values, tekscore, level)
+        finally:
+            if self._taken is not None:
+                self._taken.release()
+                self._taken = None
+            if self.warm is not None:
+                self.warm.refill()  # the next job's spares, once this one's are running
+
+    async def _install(
+        self, model: Values, values: Mapping[str, Any], tekscore: str, level: str
+    ) -> None:
         for folder in ("services", "flows", PRIVATE):
             (self.job_dir / folder).mkdir(parents=True, exist_ok=True)
         self._table = ProcessTable(
@@ -266,6 +284,9 @@ class LocalInstaller:
         # and their start-up overlaps the services' model loading; install still ends only once
         # every service is ready, and fails on the first that cannot load its models
         self.endpoints.services.update(urls)
+        if self._taken is not None:
+            self._taken.release()
+            self._taken = None
         await wait_ready(
             probes, ready_timeout=self.ready_timeout, poll=self.poll_interval, log=self._log
         )
@@ -314,17 +335,22 @@ class LocalInstaller:
         log = self.log_path(kind, name if shard is None else f"{name}-{shard}")
         said = log.with_suffix(".termination.json")
         said.write_bytes(b"")  # no record of an earlier run; it exists for the sandbox to show
-        if self.sandbox is not None:
-            command = self.sandbox.wrap(
-                command, job_dir=self.job_dir, private=self.job_dir / PRIVATE, writable=[said]
+        env = {**env, TERMINATION_ENV: str(said)}
+        spare = None
+        if self._taken is not None:  # the same process, handed to a warm spare
+            spare = self._taken.hand_over(
+                args=command[1:], env=env, log_file=log, termination=said, memory_limit=memory_limit
             )
-        popen = spawn(
-            command=command,
-            log=log,
-            env={**env, TERMINATION_ENV: str(said)},
-            cwd=self.job_dir,
-            memory_limit=memory_limit,
-        )
+        if spare is not None:
+            popen, command = spare.popen, spare.command
+        else:
+            if self.sandbox is not None:
+                command = self.sandbox.wrap(
+                    command, job_dir=self.job_dir, private=self.job_dir / PRIVATE, writable=[said]
+                )
+            popen = spawn(
+                command=command, log=log, env=env, cwd=self.job_dir, memory_limit=memory_limit
+            )
         record = ProcessRecord(
             kind=kind,
             name=name,
@@ -340,7 +366,9 @@ class LocalInstaller:
         self._watched.append(watched)
         self._table.processes.append(record)
         self._save()
-        self._log.info("process started", process=record.label, pid=popen.pid, port=port)
+        self._log.info(
+            "process started", process=record.label, pid=popen.pid, port=port, warm=bool(spare)
+        )
         return watched
 
     def _save(self) -> None:

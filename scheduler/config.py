@@ -148,6 +148,14 @@ class Settings(BaseSettings):
         description="Processes of all running jobs together on the local backend (flows' shards "
         "and replicas, scoring services); a job that does not fit waits PENDING.",
     )
+    warm_runtimes: int = Field(
+        default=2,
+        ge=0,
+        le=16,
+        description="Warm spares on the local backend: processes started ahead of need, the "
+        "python runtime imported, in the sandbox a job gets, that the next job's processes are "
+        "handed to (each spare serves one job only); 0 turns them off.",
+    )
 
     @field_validator("data_roots", mode="before")
     @classmethod

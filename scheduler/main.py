@@ -72,7 +72,7 @@ class Backend:
 @asynccontextmanager
 async def local_backend(settings: Settings) -> AsyncIterator[Backend]:
     """The home folder (locked), its SQLite store, and the local runner."""
-    from scheduler.runners.local import LocalRunner, job_environment, job_sandbox
+    from scheduler.runners.local import LocalRunner, job_environment, job_sandbox, job_warm_pool
     from scheduler.stores.sqlite import SqliteStore
 
     lock = lock_home(settings.home)
@@ -84,6 +84,7 @@ async def local_backend(settings: Settings) -> AsyncIterator[Backend]:
             raise
 
         def runner(settings: Settings, service: JobService) -> Runner:
+            environment, sandbox = job_environment(settings), job_sandbox(settings)
             return LocalRunner(
                 service=service,
                 home=settings.home,
@@ -91,10 +92,11 @@ async def local_backend(settings: Settings) -> AsyncIterator[Backend]:
                 secret=settings.secret_bytes(),
                 grace_period=settings.grace_period,
                 ready_timeout=settings.ready_timeout,
-                environment=job_environment(settings),
-                sandbox=job_sandbox(settings),
+                environment=environment,
+                sandbox=sandbox,
                 max_running_jobs=settings.max_running_jobs,
                 max_server_processes=settings.max_server_processes,
+                warm=job_warm_pool(settings, environment, sandbox),
             )
 
         try:

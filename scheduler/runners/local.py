@@ -30,7 +30,9 @@ import structlog
 from common.task_errors import TaskFailed
 from local_runner.environment import ChildEnv
 from local_runner.installer import FlowReport, LocalInstaller
+from local_runner.processes import find_tekscore
 from local_runner.sandbox import Sandbox, detect, python_paths
+from local_runner.warm import WarmPool
 from scheduler.auth import callback_token
 from scheduler.config import Settings
 from scheduler.jobs import JobService
@@ -82,6 +84,21 @@ def job_sandbox(settings: Settings) -> Sandbox | None:
     )
 
 
+def job_warm_pool(
+    settings: Settings, environment: ChildEnv, sandbox: Sandbox | None
+) -> WarmPool | None:
+    """The warm spares of `TEKSCORE_WARM_RUNTIMES` (`local_runner.warm`), or None for 0."""
+    if settings.warm_runtimes < 1:
+        return None
+    return WarmPool(
+        home=settings.home,
+        count=settings.warm_runtimes,
+        environment=environment,
+        sandbox=sandbox,
+        script=find_tekscore(),
+    )
+
+
 class LocalRunner:
     """Runs jobs on this machine."""
 
@@ -101,8 +118,10 @@ class LocalRunner:
         sandbox: Sandbox | None = None,
         max_running_jobs: int = 1_000_000,
         max_server_processes: int = 1_000_000,
+        warm: WarmPool | None = None,
     ) -> None:
         self.service = service
+        self.warm = warm
         self.environment = environment
         self.sandbox = sandbox
         self.max_running_jobs = max_running_jobs
@@ -139,6 +158,7 @@ class LocalRunner:
             grace_period=self.grace_period,
             environment=self.environment,
             sandbox=self.sandbox,
+            warm=self.warm,
         )
 
     async def start(self, job: JobRecord) -> None:
@@ -315,7 +335,11 @@ class LocalRunner:
 
     async def recover(self, jobs: list[JobRecord]) -> None:
         """Pick up the unfinished jobs of a previous run of the scheduler (oldest first): the
-        PENDING ones queue again in their order, after the jobs that still hold processes."""
+        PENDING ones queue again in their order, after the jobs that still hold processes.
+        The first set of warm spares starts here."""
+        if self.warm is not None:
+            self.warm.clear()
+            self.warm.refill()
         for job in jobs:
             bound = log.bind(job_id=job.id, state=str(job.state))
             installer = self._installer(job.id)
@@ -374,6 +398,8 @@ class LocalRunner:
         """Leave running jobs running (a restart re-attaches) and queued jobs PENDING (a restart
         queues them again); stop watching them."""
         self._closing = True
+        if self.warm is not None:
+            await self.warm.close()
         for task in [*self._phases.values(), *self._runners.values(), *self._pumps]:
             task.cancel()
         if self._runners:

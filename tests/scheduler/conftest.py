@@ -5,6 +5,7 @@ with its own home for the end-to-end paths, and copies of the iris example."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
@@ -138,14 +139,28 @@ class Scheduler:
         return job
 
     def job_processes(self, job_id: str) -> list[psutil.Process]:
-        """Live processes whose command line mentions the job's folder."""
-        marker = str(self.home / "jobs" / job_id)
+        """Live processes of the job: every member of the process group of each process its
+        `processes.json` records (same start time or later: a warm spare's command line names
+        its spare folder, not the job's), and any process whose command line mentions the
+        job's folder."""
+        job_dir = self.home / "jobs" / job_id
+        try:
+            records = json.loads((job_dir / "processes.json").read_text())["processes"]
+        except (OSError, ValueError, KeyError):
+            records = []
+        leaders = {int(r["pid"]): float(r["createTime"]) for r in records}
+        marker = str(job_dir)
         found = []
-        for proc in psutil.process_iter(["cmdline"]):
+        for proc in psutil.process_iter(["cmdline", "status", "create_time"]):
             try:
-                if any(marker in part for part in proc.info["cmdline"] or []):
+                if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                    continue
+                group = os.getpgid(proc.pid)
+                if (group in leaders and proc.info["create_time"] >= leaders[group] - 0.05) or any(
+                    marker in part for part in proc.info["cmdline"] or []
+                ):
                     found.append(proc)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
+            except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
                 continue
         return found
 
