@@ -108,6 +108,7 @@ class LocalInstaller:
     """Install, watch and stop one job's processes; state lives in `job_dir/processes.json`."""
 
     poll_interval: float = 0.15
+    ready_poll: float = 0.05  # services' readiness, while installing (a loopback GET)
     report_grace: float = 15.0  # how long a vanished, unreported batch flow is given to report
 
     def __init__(
@@ -288,7 +289,7 @@ class LocalInstaller:
             self._taken.release()
             self._taken = None
         await wait_ready(
-            probes, ready_timeout=self.ready_timeout, poll=self.poll_interval, log=self._log
+            probes, ready_timeout=self.ready_timeout, poll=self.ready_poll, log=self._log
         )
         self._table.installed = True
         self._save()
@@ -488,11 +489,11 @@ class LocalInstaller:
 
     # ------------------------------------------------------------------ uninstall
 
-    async def uninstall(self) -> None:
+    async def uninstall(self, *, flows_done: bool = False) -> None:
         """Stop every process of the job (running flows first, then services; all at once when
-        the flows have ended): SIGTERM to each process group, up to `grace_period`, then
-        SIGKILL. Idempotent; works from `processes.json` alone; never signals a process that
-        merely reuses a recorded pid."""
+        the flows have ended, or all reported their completion: `flows_done`): SIGTERM to each
+        process group, up to `grace_period`, then SIGKILL. Idempotent; works from
+        `processes.json` alone; never signals a process that merely reuses a recorded pid."""
         records = self._all_records()
         if not records:
             self._log.info("nothing to uninstall")
@@ -500,7 +501,9 @@ class LocalInstaller:
         flows = [r for r in records if r.kind == "flow"]
         services = [r for r in records if r.kind == "service"]
         running = [w for w in self._watched if w.record.kind == "flow"]
-        if not running or any(w.popen is None or w.popen.poll() is None for w in running):
+        if not flows_done and (
+            not running or any(w.popen is None or w.popen.poll() is None for w in running)
+        ):
             # a flow still running (or not known to have ended) may be finishing a batch:
             # stop the flows before their services
             await stop_groups(flows, grace_period=self.grace_period, log=self._log)

@@ -249,8 +249,10 @@ class LocalRunner:
         job = await self.service.get(job_id)
         if job.state in (State.INSTALLING, State.RUNNING):  # the phase ended without a verdict
             await self._fail(job_id, "InternalError", "the task ended without an outcome")
+        # flows that all reported their completion need their services no more: stop them together
+        done = bool(job.flows) and all(f.state == "COMPLETED" for f in job.flows.values())
         try:
-            await installer.uninstall()
+            await installer.uninstall(flows_done=done)
         except Exception as exc:  # a finally task that fails fails the job
             bound.exception("uninstall failed")
             await self.service.transition(
