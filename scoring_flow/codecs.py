@@ -244,6 +244,20 @@ def _jsonl(record: Record) -> bytes:
     return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
 
+def jsonl_lines(records: Sequence[Record]) -> bytes:
+    """JSON lines of `records`, the same bytes as `_jsonl` record by record, in one `orjson`
+    call: the array's `},{` between two records becomes `}\n{`. That is exact only when every
+    `},{` of the array is such a boundary; one inside a record (in a string, or between objects
+    of a nested list) makes the count exceed `len(records) - 1`, and that batch is encoded
+    record by record instead. Raises what orjson raises for a value it cannot carry."""
+    if not records:
+        return b""
+    data = orjson.dumps(records)
+    if data.count(b"},{") == len(records) - 1:  # records are objects: each joined by `},{`
+        return data[1:-1].replace(b"},{", b"}\n{") + b"\n"
+    return b"".join([_jsonl(r) for r in records])
+
+
 class Encoder:
     """Records to bytes, chunk by chunk: `begin()`, then `encode(records)` any number of times,
     then `end()`. Concatenating the chunks gives one valid file of the encoding."""
@@ -273,7 +287,7 @@ class Encoder:
         """The bytes of `records` that fit the encoding, and why the others do not."""
         if self.encoding == "jsonl":
             try:
-                return Encoded(b"".join([_jsonl(r) for r in records]), {})
+                return Encoded(jsonl_lines(records), {})
             except UNENCODABLE:
                 return one_by_one("jsonl", records, _jsonl)
         if self.encoding == "csv":

@@ -107,17 +107,33 @@ class Pipeline:
 
     async def _score(self, step: ResolvedScoreStep, items: list[Item]) -> None:
         label = st.step_label(step)
-        pairs: list[tuple[Item, Record]] = []
-        payloads: list[Record] = []
-        whole = not step.inputs  # the common case: each record is sent as it is
-        for item in items:
-            if not item.alive:
-                continue
-            if whole:
-                for record in item.results:
-                    pairs.append((item, record))
-                    payloads.append(record)
-                continue
+        pairs: list[tuple[Item, Record]]
+        payloads: list[Record]
+        if not step.inputs:  # the common case: each record is sent as it is (the hot path)
+            pairs = [
+                (item, record)
+                for item in items
+                if item.failure is None and not item.filtered  # `alive`, inlined
+                for record in item.results
+            ]
+            payloads = [record for _, record in pairs]
+        else:
+            pairs, payloads = _mapped(step, items, label)
+        if not payloads:
+            return
+        answers = await self.scorer.score(service=step.service, model=step.model, payloads=payloads)
+        st.apply_score_answers(step, pairs, answers)
+
+
+def _mapped(
+    step: ResolvedScoreStep, items: list[Item], label: str
+) -> tuple[list[tuple[Item, Record]], list[Record]]:
+    """The (item, record) pairs and payloads of a score step with `inputs`; an item whose
+    record lacks an input field fails."""
+    pairs: list[tuple[Item, Record]] = []
+    payloads: list[Record] = []
+    for item in items:
+        if item.alive:
             try:
                 mine = [st.score_payload(step, r) for r in item.results]
             except KeyError as exc:
@@ -126,7 +142,4 @@ class Pipeline:
             for record, payload in zip(item.results, mine, strict=True):
                 pairs.append((item, record))
                 payloads.append(payload)
-        if not payloads:
-            return
-        answers = await self.scorer.score(service=step.service, model=step.model, payloads=payloads)
-        st.apply_score_answers(step, pairs, answers)
+    return pairs, payloads

@@ -329,7 +329,9 @@ class FlowRunner:
         batch, task, started = entry
         await task
         items: list[Item] = batch.items
-        outputs = [r for item in items if item.alive for r in item.results]
+        outputs = [
+            r for item in items if item.failure is None and not item.filtered for r in item.results
+        ]  # the live items' results (`Item.alive`, inlined: the hot path)
         if outputs:
             rejected = await sink.write(outputs)
             if rejected:

@@ -248,7 +248,7 @@ def _apply_merged(pairs: list[tuple[Item, Record]], answers: list[Any], label: s
         if "$error" in answer:
             item.fail(StepError(str(answer["$error"]), step=label))
         else:
-            item.results = [{**record, **answer}]
+            item.results = [record | answer]
     return True
 
 

@@ -128,6 +128,12 @@ def _items(decoded: list[Decoded], state: list[int]) -> list[Item]:
     ]
 
 
+READ_CHUNK = 4096
+"""Records a source reads per trip to its worker thread (as whole batches, at least one): each
+trip costs a thread wake-up and one of the event loop, about as much CPU as decoding a hundred
+records, so small batches are read a few at a time."""
+
+
 async def batches_from(
     open_decoder: Callable[[], Iterator[Decoded]],
     *,
@@ -137,17 +143,22 @@ async def batches_from(
     on_close: Callable[[], None] | None = None,
     loop: bool = False,
 ) -> AsyncIterator[SourceBatch]:
-    """Batches from a blocking decoder, each one read in a worker thread. With `loop` the input
-    is opened again from its start each time it ends (FastScore's `Loop`), until `stopped`; a
-    pass that yields no record at all ends it (an empty input would otherwise spin)."""
+    """Batches from a blocking decoder, read in a worker thread `READ_CHUNK` records at a time
+    (at least one batch; memory holds at most that much here). With `loop` the input is opened
+    again from its start each time it ends (FastScore's `Loop`), until `stopped`; a pass that
+    yields no record at all ends it (an empty input would otherwise spin)."""
     decoder = await asyncio.to_thread(open_decoder)
     state = [0]
     passed = state[0]
+    per_trip = size * max(1, READ_CHUNK // size)
     try:
         while not stopped.is_set():
-            items = await asyncio.to_thread(shard.take, decoder, size, state)
+            items = await asyncio.to_thread(shard.take, decoder, per_trip, state)
             if items:
-                yield SourceBatch(items=items)
+                for start in range(0, len(items), size):
+                    if stopped.is_set():
+                        return
+                    yield SourceBatch(items=items[start : start + size])
                 continue
             if not loop or state[0] == passed:
                 break

@@ -18,6 +18,7 @@ import pytest
 
 from ir.channels import FileChannel
 from ir.types import FieldSpec
+from scoring_flow.channels import file as file_channel
 from scoring_flow.channels.file import FileSink
 from scoring_flow.codecs import Encoder, decode
 from scoring_flow.errors import SinkError
@@ -180,4 +181,27 @@ def test_two_sinks_of_one_path_in_one_pid_do_not_share_a_temp_file(tmp_path: Pat
 
     asyncio.run(both())
     assert read_jsonl(tmp_path / "out.jsonl") == [{"by": "second", "i": i} for i in range(2)]
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+def test_a_file_sink_writes_gathered_batches_in_order_and_an_abort_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The sink gathers encoded batches up to `WRITE_CHUNK` bytes before a write: the file holds
+    every batch in order, those still gathered at `close` included; an abort after gathered
+    (and written) batches leaves neither the output nor the temp file."""
+    monkeypatch.setattr(file_channel, "WRITE_CHUNK", 100)  # a write every few batches
+    spec = FileChannel.model_validate(_file(tmp_path / "out.jsonl", "sink"))
+    written = [[{"batch": b, "i": i} for i in range(b % 3 + 1)] for b in range(20)]
+
+    async def write(sink: FileSink, close: bool) -> None:
+        await sink.open()
+        for records in written:
+            assert await sink.write(records) == {}
+        await (sink.close() if close else sink.abort())
+
+    asyncio.run(write(FileSink(spec), close=False))
+    assert list(tmp_path.iterdir()) == []
+    asyncio.run(write(FileSink(spec), close=True))
+    assert read_jsonl(tmp_path / "out.jsonl") == [r for records in written for r in records]
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]

@@ -4,19 +4,23 @@ counters and the report body."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
 from typing import Any
 
+import orjson
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from ir.flows import FilterStep, MapStep, PythonStep
 from ir.types import FieldSpec, SecretRef
 from ir.values import ResolvedScoreStep
 from scoring_flow import oip, steps
-from scoring_flow.channels.base import ShardFilter, shard_name
-from scoring_flow.codecs import Encoder, MessageCodec, decode
+from scoring_flow.channels import base
+from scoring_flow.channels.base import ShardFilter, SourceBatch, batches_from, shard_name
+from scoring_flow.codecs import Encoder, MessageCodec, decode, jsonl_lines
 from scoring_flow.config import RuntimeSettings, parse_flow_values
 from scoring_flow.errors import ConfigError, RetriableScoringError, SecretError, StepError
 from scoring_flow.items import Counters, Item, dead_letter_entry
@@ -112,6 +116,63 @@ def test_jsonl_chunks_of_the_source_decode_as_record_by_record(size: int) -> Non
     reasons = [i.failure.reason[:12] for i in chunked if i.failure is not None]
     assert reasons == ["invalid JSON", "a record mus"]
     assert state == state2 == [7]
+
+
+json_st = hs.recursive(
+    hs.none() | hs.integers(-5, 5) | hs.text('},{a"', max_size=6),
+    lambda inner: hs.lists(inner, max_size=3) | hs.dictionaries(hs.text("ab", max_size=2), inner),
+    max_leaves=6,
+)
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hs.lists(hs.dictionaries(hs.sampled_from(["a", "},{", "b"]), json_st), max_size=6))
+def test_jsonl_lines_are_the_bytes_of_encoding_record_by_record(records: list[Any]) -> None:
+    """One orjson call for a whole batch gives the same bytes as one per record, also when a
+    string or a nested list holds `},{` (where splitting the array at it would be wrong)."""
+    expected = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
+    assert jsonl_lines(records) == expected
+    assert Encoder("jsonl", None).encode(records).data == expected
+
+
+def test_a_source_reads_several_batches_per_trip_and_hands_them_out_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`batches_from` reads `READ_CHUNK` records per trip to its thread but yields batches of at
+    most `size`, in order, and none after `stop` (a streaming flow's SIGTERM)."""
+    monkeypatch.setattr(base, "READ_CHUNK", 7)  # 2 batches of 3 per trip
+    trips: list[int] = []
+    shard = ShardFilter(index=0, shards=1)
+    take = shard.take
+
+    def counting(decoder: Any, size: int, state: list[int]) -> list[Item]:
+        trips.append(size)
+        return take(decoder, size, state)
+
+    monkeypatch.setattr(shard, "take", counting)
+
+    async def read(stop_after: int | None) -> list[SourceBatch]:
+        stopped = threading.Event()
+        out: list[SourceBatch] = []
+        records = [{"i": i} for i in range(10)]
+        async for batch in batches_from(
+            lambda: iter(records), size=3, shard=shard, stopped=stopped
+        ):
+            out.append(batch)
+            if len(out) == stop_after:
+                stopped.set()
+        return out
+
+    batches = asyncio.run(read(None))
+    assert [[i.results[0]["i"] for i in b.items] for b in batches] == [
+        [0, 1, 2],
+        [3, 4, 5],
+        [6, 7, 8],
+        [9],
+    ]
+    assert [i.ordinal for b in batches for i in b.items] == list(range(10))
+    assert trips == [6, 6, 6]  # two full trips, then the end of the input
+    assert len(asyncio.run(read(1))) == 1  # the second batch of the trip is not handed out
 
 
 @pytest.mark.parametrize("encoding", ["jsonl", "avro", "csv"])
