@@ -65,29 +65,36 @@ def run_task(task: str, job_id: str, work: Callable[[], Awaitable[T]]) -> T:
         log.error("task failed", reason=exc.reason, message=exc.message)
         message = " ".join(exc.message.split())
         part = f"{exc.part[0]}s/{exc.part[1]}" if exc.part is not None else ""
-        write_failure_results(exc.reason, message, part)
+        write_failure_results(exc.reason, message, part, exc.log_tail or "")
         typer.echo(f"{exc.reason}: {message}", err=True)
         raise typer.Exit(1) from exc
 
 
-RESULT_LIMIT = 3000  # bytes of the message: Tekton's termination message holds 4096 in all
+RESULT_LIMIT = 2000  # bytes of the message: Tekton's termination message holds 4096 in all
+LOG_LIMIT = 1000  # bytes of the log tail (whole lines, the last ones)
 
 
-def write_failure_results(reason: str, message: str, part: str = "") -> None:
-    """The Task results `failure-reason`, `failure-message` and `failure-part` (paths in
-    RESULT_FAILURE_REASON_PATH, RESULT_FAILURE_MESSAGE_PATH and RESULT_FAILURE_PART_PATH, set by
-    the Tasks): Tekton keeps a failed TaskRun's results, and the scheduler reads the job's
-    reason, message and failing part (`flows/<name>`, `services/<name>`) from them."""
+def write_failure_results(reason: str, message: str, part: str = "", log_tail: str = "") -> None:
+    """The Task results `failure-reason`, `failure-message`, `failure-part` and `failure-log`
+    (paths in RESULT_FAILURE_REASON_PATH, RESULT_FAILURE_MESSAGE_PATH, RESULT_FAILURE_PART_PATH
+    and RESULT_FAILURE_LOG_PATH, set by the Tasks): Tekton keeps a failed TaskRun's results, and
+    the scheduler reads the job's reason, message, failing part (`flows/<name>`,
+    `services/<name>`) and that part's log tail (`errors[].log_tail`) from them."""
     import contextlib
     import os
 
     data = message.encode()
     if len(data) > RESULT_LIMIT:
         message = data[: RESULT_LIMIT - 3].decode("utf-8", "ignore") + "..."
+    tail = log_tail.encode()
+    if len(tail) > LOG_LIMIT:  # the last whole lines that fit
+        cut = tail[-LOG_LIMIT:]
+        log_tail = cut[cut.find(b"\n") + 1 :].decode("utf-8", "ignore")
     for env, value in (
         ("RESULT_FAILURE_REASON_PATH", reason),
         ("RESULT_FAILURE_MESSAGE_PATH", message),
         ("RESULT_FAILURE_PART_PATH", part),
+        ("RESULT_FAILURE_LOG_PATH", log_tail),
     ):
         path = os.environ.get(env)
         if path:

@@ -230,10 +230,11 @@ class Kube:
         body: Any = None,
         content_type: str | None = None,
         request_timeout: float | None = None,
+        accept: str = "application/json",
     ) -> aiohttp.ClientResponse:
         """One HTTP request; the aiohttp response of a 2xx answer (the caller reads and
         releases it); an `APIError` or `Unreachable` otherwise."""
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if content_type is not None:
             headers["Content-Type"] = content_type
         what = f"{method} {path}"
@@ -344,6 +345,24 @@ class Kube:
     async def delete(self, resource: Resource, namespace: str, name: str) -> None:
         """Delete an object; `NotFound` when there is none."""
         await self._json("DELETE", resource.path(namespace, name))
+
+    async def pod_log(
+        self, namespace: str, pod: str, *, container: str, tail_lines: int, previous: bool = False
+    ) -> str:
+        """The last `tail_lines` lines of a container's log (`previous`: of its instance before
+        the last restart), as `kubectl logs --tail` reads them; tried once."""
+        query = [("container", container), ("tailLines", str(tail_lines))]
+        if previous:
+            query.append(("previous", "true"))
+        path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+        response = await self._send("GET", path, query=query, accept="*/*")
+        try:
+            data = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unreachable(f"GET {path}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            response.release()
+        return data.decode("utf-8", "replace")
 
     async def watch(
         self,

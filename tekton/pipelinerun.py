@@ -63,6 +63,7 @@ TASK_OF_PIPELINE_TASK = {"install": "install", "wait": "wait", "uninstall": "fin
 RESULT_FAILURE_REASON = "failure-reason"
 RESULT_FAILURE_MESSAGE = "failure-message"
 RESULT_FAILURE_PART = "failure-part"  # flows/<name> or services/<name>
+RESULT_FAILURE_LOG = "failure-log"  # the last lines of that part's container log
 
 IR_KEY = "job.json"
 VALUES_KEY = "values.json"

@@ -37,6 +37,7 @@ from tekton.pipelinerun import (
     ANN_OUTCOME_REASON,
     LABEL_MEMBER_OF,
     LABEL_PIPELINE_TASK,
+    RESULT_FAILURE_LOG,
     RESULT_FAILURE_MESSAGE,
     RESULT_FAILURE_PART,
     RESULT_FAILURE_REASON,
@@ -68,6 +69,7 @@ class Condition:
     reason: str | None = None
     message: str | None = None
     part: str | None = None  # of a failed task: flows/<name> or services/<name>
+    log_tail: str | None = None  # of a failed task: the last lines of that part's log
 
     @property
     def finished(self) -> bool:
@@ -124,6 +126,7 @@ class RunStatus:
     message: str | None = None
     failed_task: str | None = None
     failed_part: str | None = None
+    failed_log: str | None = None
     outcome: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -167,11 +170,13 @@ def task_failure(condition: Condition | None, results: Any) -> Condition | None:
         return condition
     message = values.get(RESULT_FAILURE_MESSAGE)
     part = values.get(RESULT_FAILURE_PART)
+    tail = values.get(RESULT_FAILURE_LOG)
     return replace(
         condition,
         reason=reason,
         message=message if isinstance(message, str) and message else condition.message,
         part=part if isinstance(part, str) and "/" in part else None,
+        log_tail=tail if isinstance(tail, str) and tail else None,
     )
 
 
@@ -270,6 +275,7 @@ def job_status(run: Mapping[str, Any], taskruns: Sequence[Mapping[str, Any]]) ->
     message: str | None = None
     failed_task: str | None = None
     failed_part: str | None = None
+    failed_log: str | None = None
 
     if (
         cond is None
@@ -313,6 +319,7 @@ def job_status(run: Mapping[str, Any], taskruns: Sequence[Mapping[str, Any]]) ->
             if failure is not None:
                 failed_task = failure.task
                 failed_part = failure.condition.part if failure.condition else None
+                failed_log = failure.condition.log_tail if failure.condition else None
                 reason, message = _cond_text(failure)
             else:
                 reason, message = cond.reason, cond.message
@@ -348,6 +355,7 @@ def job_status(run: Mapping[str, Any], taskruns: Sequence[Mapping[str, Any]]) ->
         message=message,
         failed_task=failed_task,
         failed_part=failed_part,
+        failed_log=failed_log,
         outcome=outcome,
         started_at=started_at,
         finished_at=finished_at if state in FINISHED else None,

@@ -410,7 +410,7 @@ class PipelineRunStore:
                     task=st.failed_task or "pipeline",
                     message=st.message or "",
                     part=part,
-                    log_tail=None,  # the pods' logs stay in the cluster: kubectl logs
+                    log_tail=st.failed_log,  # the failing container's, read by the task
                 )
             ]
         record = JobRecord(

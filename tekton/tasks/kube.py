@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import structlog
 
-from common.task_errors import Part, TaskFailed
+from common.task_errors import Part, TaskFailed, without_paths
 from tekton.kube import (
     JOBS,
     PODS,
@@ -43,6 +43,7 @@ from tekton.kube import (
     APIError,
     ConfigError,
     Kube,
+    KubeError,
     NotFound,
     Resource,
     Transient,
@@ -72,14 +73,19 @@ CRASH_REASON = "CrashLoopBackOff"
 
 @dataclass(frozen=True)
 class Failure:
-    """A real error of the release: the job fails with `reason` and `message`."""
+    """A real error of the release: the job fails with `reason` and `message`; `pod` and
+    `container` name the container whose log tells more (`previous`: its instance before the
+    last restart, for a crashed one)."""
 
     reason: str
     message: str
     part: Part | None = None  # the service or flow that failed
+    pod: str | None = None
+    container: str | None = None
+    previous: bool = False
 
-    def error(self) -> TaskFailed:
-        return TaskFailed(self.reason, self.message, self.part)
+    def error(self, log_tail: str | None = None) -> TaskFailed:
+        return TaskFailed(self.reason, self.message, self.part, log_tail)
 
 
 @dataclass(frozen=True)
@@ -171,6 +177,9 @@ def classify_pod(pod: Obj, *, restart_threshold: int = 3) -> Failure | None:
                 + (f"; last termination: {ended}" if ended else "")
                 + ".",
                 which,
+                pod=name_of(pod),
+                container=container,
+                previous=True,
             )
         if (
             reason == "ServiceFailed"
@@ -184,6 +193,9 @@ def classify_pod(pod: Obj, *, restart_threshold: int = 3) -> Failure | None:
                 f"{restarts} times (its models may not load); last termination: "
                 f"{_termination(last)}.",
                 which,
+                pod=name_of(pod),
+                container=container,
+                previous=True,
             )
     return None
 
@@ -202,11 +214,12 @@ def is_batch_job(job: Obj) -> bool:
     return bool(_labels(job).get(LABEL_COMPONENT, COMPONENT_FLOW) == COMPONENT_FLOW)
 
 
-def _last_failed_pod(job: Obj, pods: Iterable[Obj]) -> tuple[Obj, Obj] | None:
-    """(pod, terminated state) of the most recently ended failed container of this Job's pods."""
+def _last_failed_pod(job: Obj, pods: Iterable[Obj]) -> tuple[Obj, Obj, str] | None:
+    """(pod, terminated state, container name) of the most recently ended failed container of
+    this Job's pods."""
     job_name = name_of(job)
     flow = _labels(job).get(LABEL_FLOW)
-    best: tuple[str, Obj, Obj] | None = None
+    best: tuple[str, Obj, Obj, str] | None = None
     for pod in pods:
         labels = _labels(pod)
         owned = job_name in (labels.get("batch.kubernetes.io/job-name"), labels.get("job-name"))
@@ -217,8 +230,8 @@ def _last_failed_pod(job: Obj, pods: Iterable[Obj]) -> tuple[Obj, Obj] | None:
             if ended and ended.get("exitCode") != 0:
                 finished = str(ended.get("finishedAt") or "")
                 if best is None or finished >= best[0]:
-                    best = (finished, pod, ended)
-    return None if best is None else (best[1], best[2])
+                    best = (finished, pod, ended, str(status.get("name", "?")))
+    return None if best is None else (best[1], best[2], best[3])
 
 
 def classify_job(job: Obj, pods: Iterable[Obj] = ()) -> Failure | None:
@@ -231,10 +244,13 @@ def classify_job(job: Obj, pods: Iterable[Obj] = ()) -> Failure | None:
     detail = " ".join(str(failed.get("message") or "").split())
     message = f"Flow {flow!r}: Job {name_of(job)} failed: {why}" + (f": {detail}" if detail else "")
     last = _last_failed_pod(job, pods)
-    if last is not None:
-        pod, ended = last
-        message += f"; last failed pod {name_of(pod)}: {_termination(ended)}"
-    return Failure("FlowFailed", message + ".", ("flow", str(flow)))
+    if last is None:
+        return Failure("FlowFailed", message + ".", ("flow", str(flow)))
+    pod, ended, container = last
+    message += f"; last failed pod {name_of(pod)}: {_termination(ended)}"
+    return Failure(
+        "FlowFailed", message + ".", ("flow", str(flow)), pod=name_of(pod), container=container
+    )
 
 
 def all_batch_complete(jobs: Iterable[Obj]) -> bool:
@@ -346,6 +362,46 @@ async def list_objects(kube: Kube, *, namespace: str, job_id: str, kind: Kind) -
     return [obj for obj in items if ours(obj, job_id)]
 
 
+LOG_TAIL_LINES = 20
+LOG_TAIL_BYTES = 1000
+"""What a failure keeps of its container's log: Tekton holds a step's results in its termination
+message, 4096 bytes in all (`tekton.cli.write_failure_results` shares them out)."""
+
+
+def tail_of(log: str, *, limit: int = LOG_TAIL_BYTES) -> str | None:
+    """The last whole lines of `log` within `limit` bytes, without the server's paths."""
+    lines = without_paths(log).rstrip("\n").splitlines()
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        size += len(line.encode()) + 1
+        if size > limit:
+            break
+        kept.append(line)
+    return "\n".join(reversed(kept)) or None
+
+
+async def failure_error(kube: Kube, namespace: str, failure: Failure) -> TaskFailed:
+    """`failure` as the task's error, with the failing container's log tail when it has one and
+    the log can be read (best effort: a log that cannot be read leaves the tail out)."""
+    if failure.pod is None or failure.container is None:
+        return failure.error()
+    try:
+        log = await kube.pod_log(
+            namespace,
+            failure.pod,
+            container=failure.container,
+            tail_lines=LOG_TAIL_LINES,
+            previous=failure.previous,
+        )
+    except KubeError as exc:
+        structlog.get_logger("tekton.tasks.kube").warning(
+            "cannot read the failed container's log", pod=failure.pod, error=str(exc)
+        )
+        return failure.error()
+    return failure.error(tail_of(log))
+
+
 class ReleaseWatcher:
     """Watch a job's pods and Jobs until `decide` says `Completed` or `Failure`.
 
@@ -368,6 +424,7 @@ class ReleaseWatcher:
     ) -> None:
         self.namespace = namespace
         self.job_id = job_id
+        self.kube = kube
         self.attempts = attempts
         self.restart_threshold = restart_threshold
         client = kube.retrying(attempts=attempts, first=backoff)
@@ -421,7 +478,7 @@ class ReleaseWatcher:
                 self._result.cancel()
         if isinstance(decision, Failure):
             self._log.error("wait failed", reason=decision.reason, message=decision.message)
-            raise decision.error()
+            raise await failure_error(self.kube, self.namespace, decision)
         assert isinstance(decision, Completed)
         self._log.info("batch flows completed", jobs=list(decision.jobs))
         return decision

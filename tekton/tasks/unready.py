@@ -79,9 +79,13 @@ def model_failure(pod: Obj, status: int, body: bytes) -> kube.Failure | None:
     labels = (pod.get("metadata") or {}).get("labels") or {}
     service = labels.get(kube.LABEL_SERVICE, "?")
     reasons = "; ".join(f"model {name!r} failed to load: {why}" for name, why in failed.items())
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
     return kube.Failure(
         "ServiceFailed",
         f"Scoring service {service!r} (pod {name_of(pod)}) cannot become ready: {reasons}.",
+        ("service", str(service)),
+        pod=name_of(pod),
+        container=str(containers[0].get("name") or "scoring-service"),
     )
 
 
@@ -163,7 +167,7 @@ async def watch_install(
                 failure = failure or await _service_failure(http, pods)
                 if failure is not None:
                     log.error("install failed", reason=failure.reason, message=failure.message)
-                    raise failure.error()
+                    raise await kube.failure_error(client, namespace, failure)
             await asyncio.sleep(interval)
 
 

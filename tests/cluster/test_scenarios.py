@@ -180,6 +180,10 @@ def test_a_model_that_cannot_load_fails_the_install_naming_the_model_error(
     assert (job["task"], job["reason"]) == ("install", "ServiceFailed"), job
     assert "model 'broken' failed to load" in job["message"], job["message"]
     assert "context deadline exceeded" not in job["message"]
+    # the failing service's own log tail, read by the install task before the uninstall
+    [error] = job["errors"]
+    assert error["loc"] == ["services", "broken"], error
+    assert error["log_tail"] and "broken" in error["log_tail"], error
     assert {f["state"] for f in job["flows"].values()} == {"NOT_STARTED"}, job["flows"]
     trs = taskruns(cluster, job_id)
     assert condition(trs["install"]) == ("False", "StepFailed")  # the task's reason: results

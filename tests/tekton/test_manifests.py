@@ -44,6 +44,7 @@ FAILURE_ENV = {
     "RESULT_FAILURE_REASON_PATH",
     "RESULT_FAILURE_MESSAGE_PATH",
     "RESULT_FAILURE_PART_PATH",
+    "RESULT_FAILURE_LOG_PATH",
 }
 
 
@@ -147,17 +148,19 @@ def test_task_steps_call_the_tekscore_commands(
         assert {e["name"] for e in step["env"]} == env_names | FAILURE_ENV, name
         assert step["script"].splitlines()[-1] == f"exec tekscore task {name}"
         results = {r["name"] for r in task["spec"]["results"]}
-        assert {"failure-reason", "failure-message", "failure-part"} <= results, name
+        assert {"failure-reason", "failure-message", "failure-part", "failure-log"} <= results, name
         env = {e["name"]: e["value"] for e in step["env"]}
         assert env["RESULT_FAILURE_REASON_PATH"] == "$(results.failure-reason.path)"
         assert env["RESULT_FAILURE_MESSAGE_PATH"] == "$(results.failure-message.path)"
         assert env["RESULT_FAILURE_PART_PATH"] == "$(results.failure-part.path)"
+        assert env["RESULT_FAILURE_LOG_PATH"] == "$(results.failure-log.path)"
     results = _task_of(pipeline, tasks, "install")["spec"]["results"]
     assert [r["name"] for r in results] == [
         "release",
         "failure-reason",
         "failure-message",
         "failure-part",
+        "failure-log",
     ]
 
 

@@ -17,6 +17,7 @@ from tekton.tasks.kube import (
     classify_job,
     classify_pod,
     decide,
+    tail_of,
 )
 from tests.tekton import conftest_k8s
 from tests.tekton.conftest_k8s import (
@@ -372,3 +373,26 @@ async def test_cli_wait_fails_with_reason(cluster: FakeCluster, tmp_path: Path) 
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("FlowFailed: Flow 'classify': container scoring-flow of pod p-1")
     assert any('"event": "task failed"' in line and JOB in line for line in lines)
+
+
+def test_a_log_tail_keeps_the_last_whole_lines_without_server_paths() -> None:
+    log = "".join(f"step {i} in /srv/tekscore/jobs/j-1/models/m.joblib\n" for i in range(100))
+    tail = tail_of(log, limit=200)
+    assert tail is not None and tail.endswith("step 99 in m.joblib")
+    assert len(tail.encode()) <= 200 and tail.startswith("step ")
+    assert "/srv" not in tail
+    assert tail_of("") is None
+
+
+def test_failures_name_the_container_whose_log_tells_more() -> None:
+    crashed = container_status(
+        "scoring-flow",
+        waiting=("CrashLoopBackOff", "back-off 10s"),
+        last_terminated=CRASH_TERMINATION,
+        restarts=1,
+    )
+    name = f"{JOB}-flow-stream-5f6-abcde"
+    stream = pod(name, component="scoring-flow", flow="stream", statuses=[crashed])
+    found = classify_pod(stream)
+    assert found is not None
+    assert (found.pod, found.container, found.previous) == (name, "scoring-flow", True)

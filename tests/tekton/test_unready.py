@@ -114,9 +114,11 @@ def test_a_failed_taskrun_reads_the_tasks_own_reason_from_its_results() -> None:
         {"name": "failure-reason", "value": "ServiceFailed"},
         {"name": "failure-message", "value": "model 'iris' failed to load"},
         {"name": "failure-part", "value": "services/iris"},
+        {"name": "failure-log", "value": "loading iris\nmodel_load_failed"},
     ]
     found = task_failure(stepfailed, results)
-    assert (found.status, found.reason, found.message, found.part) == (  # type: ignore[union-attr]
+    assert found is not None and found.log_tail == "loading iris\nmodel_load_failed"
+    assert (found.status, found.reason, found.message, found.part) == (
         "False",
         "ServiceFailed",
         "model 'iris' failed to load",
@@ -134,8 +136,13 @@ def test_a_failing_task_writes_its_reason_and_message_as_results(
     monkeypatch.setenv("RESULT_FAILURE_REASON_PATH", str(tmp_path / "reason"))
     monkeypatch.setenv("RESULT_FAILURE_MESSAGE_PATH", str(tmp_path / "message"))
     monkeypatch.setenv("RESULT_FAILURE_PART_PATH", str(tmp_path / "part"))
-    write_failure_results("InstallFailed", "x" * 5000, "flows/classify")
+    monkeypatch.setenv("RESULT_FAILURE_LOG_PATH", str(tmp_path / "log"))
+    log = "".join(f"line {i:04d}\n" for i in range(500))  # 5,000 bytes
+    write_failure_results("InstallFailed", "x" * 5000, "flows/classify", log)
+    tail = (tmp_path / "log").read_text()
+    assert len(tail.encode()) <= 1000 and tail.endswith("line 0499\n")
+    assert tail.startswith("line ")  # whole lines only
     assert (tmp_path / "reason").read_text() == "InstallFailed"
     assert (tmp_path / "part").read_text() == "flows/classify"
     message = (tmp_path / "message").read_text()
-    assert len(message.encode()) <= 3000 and message.endswith("...")
+    assert len(message.encode()) <= 2000 and message.endswith("...")
