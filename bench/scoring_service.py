@@ -25,11 +25,16 @@ The load generator is a minimal keep-alive HTTP/1.1 client on asyncio streams wi
 request count. Its own ceiling is measured first against a canned-answer server (a raw asyncio
 protocol answering our batch-256 response bytes without any work) and printed. The machine's
 load average is printed with each round: on a shared machine, run it when the load is low.
-`--rounds` repeats the whole interleaved set; each ratio is reported per round and as the median,
-against the better of MLServer and KServe (target: >= 2x its rows/s, p99 no worse).
+Within a round, each server's requests for one batch size and connection count are cut into
+`--slices` slices run in turn (A B C A B C ...), so that a burst of load from other processes
+hits every server alike. `--rounds` repeats the whole set; each ratio is reported per round and
+as the median, against the better of MLServer and KServe (target: >= 2x its rows/s, p99 no
+worse). `--before PATH` adds another checkout's `tekscore` (e.g. main's) serving the records
+endpoint, for a before/after ratio in the same run.
 
 Run: `.venv/bin/python bench/scoring_service.py [--rounds 3] [--requests-b1 2000]
-[--requests-b256 600] [--connections 1,16] [--mlserver-batching] [--chart PATH]`.
+[--requests-b256 600] [--connections 1,16] [--batches 1,256] [--slices 10]
+[--before /work/main/.venv/bin/tekscore] [--mlserver-batching] [--chart PATH]`.
 """
 
 from __future__ import annotations
@@ -99,7 +104,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) 
 
 
 def start_ours(
-    folder: Path, model: Path, extra: tuple[str, ...] = ()
+    folder: Path, model: Path, extra: tuple[str, ...] = (), exe: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     config = {
@@ -115,7 +120,7 @@ def start_ours(
         ],
     }
     (folder / "ours.json").write_text(json.dumps(config))
-    exe = Path(sys.executable).parent / "tekscore"
+    exe = exe or Path(sys.executable).parent / "tekscore"
     proc = subprocess.Popen(
         [
             str(exe),
@@ -127,7 +132,7 @@ def start_ours(
             *extra,
         ],
         stdout=subprocess.DEVNULL,
-        stderr=(folder / f"ours{''.join(extra)}.log").open("wb"),
+        stderr=(folder / f"ours{''.join(extra)}-{port}.log").open("wb"),
         env={**os.environ, "TEKSCORE_LOG_LEVEL": "warning"},
     )
     url = f"http://127.0.0.1:{port}"
@@ -276,17 +281,21 @@ async def _connection(
         await writer.wait_closed()
 
 
-def run_load(
-    url: str, path: str, body: bytes, *, requests: int, connections: int, rows: int, check: bytes
-) -> Result:
+def _request(url: str, path: str, body: bytes) -> bytes:
     host, port = url.removeprefix("http://").split(":")
-    request = (
+    return (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
-    latencies: list[float] = []
 
-    async def main(n: int) -> None:
+
+def _drive(
+    url: str, request: bytes, n: int, connections: int, latencies: list[float], check: bytes
+) -> None:
+    """`n` requests over `connections` keep-alive connections (each its share, at least 1)."""
+    host, port = url.removeprefix("http://").split(":")
+
+    async def main() -> None:
         per = max(1, n // connections)
         await asyncio.gather(
             *(
@@ -295,12 +304,50 @@ def run_load(
             )
         )
 
-    asyncio.run(main(max(connections, requests // 10)))  # warm-up
+    asyncio.run(main())
+
+
+def run_load(
+    url: str, path: str, body: bytes, *, requests: int, connections: int, rows: int, check: bytes
+) -> Result:
+    request = _request(url, path, body)
+    latencies: list[float] = []
+    _drive(url, request, max(connections, requests // 10), connections, latencies, check)
     latencies.clear()
     started = time.perf_counter()
-    asyncio.run(main(requests))
+    _drive(url, request, requests, connections, latencies, check)
     seconds = time.perf_counter() - started
     return Result(len(latencies), len(latencies) * rows, seconds, latencies)
+
+
+def run_interleaved(
+    targets: list[tuple[str, str, bytes, bytes]],
+    *,
+    requests: int,
+    connections: int,
+    rows: int,
+    slices: int,
+) -> dict[str, Result]:
+    """Every target's load cut into `slices` slices run in turn (A B C A B C ...), so that a
+    burst of load from other processes hits every server alike. Targets are
+    `(name, url + path, body, check)`; each gets `requests` requests in all (after a warm-up)."""
+    requests_of = {}
+    for name, address, body, check in targets:
+        url, _, path = address.partition("/v2/")
+        requests_of[name] = (url, _request(url, "/v2/" + path, body), check)
+        _drive(url, requests_of[name][1], max(connections, requests // 10), connections, [], check)
+    latencies: dict[str, list[float]] = {name: [] for name in requests_of}
+    seconds = dict.fromkeys(requests_of, 0.0)
+    per_slice = max(connections, requests // slices)
+    for _ in range(max(1, requests // per_slice)):
+        for name, (url, request, check) in requests_of.items():
+            started = time.perf_counter()
+            _drive(url, request, per_slice, connections, latencies[name], check)
+            seconds[name] += time.perf_counter() - started
+    return {
+        name: Result(len(lat), len(lat) * rows, seconds[name], lat)
+        for name, lat in latencies.items()
+    }
 
 
 def bodies(batch: int) -> tuple[bytes, bytes, bytes]:
@@ -401,9 +448,23 @@ def main() -> None:
         action="store_true",
         help="also run MLServer with adaptive batching (max_batch_size 8, max_batch_time 1 ms)",
     )
+    parser.add_argument(
+        "--slices",
+        type=int,
+        default=10,
+        help="each server's requests of a round are cut into this many slices, run in turn",
+    )
+    parser.add_argument("--batches", default="1,256", help="comma-separated batch sizes (1,256)")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout's tekscore executable (e.g. /work/main/.venv/bin/tekscore): its "
+        "records endpoint is measured too, as 'records before', for a before/after in one run",
+    )
     parser.add_argument("--chart", type=Path, help="write a PNG bar chart of rows/s there")
     args = parser.parse_args()
     conns = [int(c) for c in args.connections.split(",")]
+    batches = [int(b) for b in args.batches.split(",")]
     args.connections = max(conns)  # the generator ceiling's
 
     exe = ensure_mlserver()
@@ -431,6 +492,10 @@ def main() -> None:
                 ("tekscore infer", ours_url, "infer", b"outputs"),
                 ("records no-coalesce", single_url, "records", b"prediction"),
             ]
+            if args.before:
+                before, before_url = start_ours(folder, model, exe=args.before)
+                procs.append(before)
+                targets.append(("records before", before_url, "records", b"prediction"))
             if args.mlserver_batching:
                 batching = {"max_batch_size": 8, "max_batch_time": 0.001}
                 mlb, mlb_url = start_mlserver(folder, model, exe, batching)
@@ -450,21 +515,28 @@ def main() -> None:
                 flush=True,
             )
             for round_no in range(1, args.rounds + 1):
-                for batch, count in ((1, args.requests_b1), (256, args.requests_b256)):
+                for batch in batches:
+                    count = args.requests_b1 if batch == 1 else args.requests_b256
                     records_body, infer_body, _ = bodies(batch)
                     for conn in conns:
-                        # Interleave the servers so that machine noise hits them alike.
-                        for name, url, endpoint, check in targets:
-                            body = records_body if endpoint == "records" else infer_body
-                            res = run_load(
-                                url,
-                                f"/v2/models/iris/{endpoint}",
-                                body,
-                                requests=count,
-                                connections=conn,
-                                rows=batch,
-                                check=check,
-                            )
+                        # Interleave the servers, slice by slice, so that machine noise hits
+                        # them alike.
+                        runs = run_interleaved(
+                            [
+                                (
+                                    name,
+                                    f"{url}/v2/models/iris/{endpoint}",
+                                    records_body if endpoint == "records" else infer_body,
+                                    check,
+                                )
+                                for name, url, endpoint, check in targets
+                            ],
+                            requests=count,
+                            connections=conn,
+                            rows=batch,
+                            slices=args.slices,
+                        )
+                        for name, res in runs.items():
                             results.setdefault((name, batch, conn), []).append(res)
                 loads.append(load_average())
                 print(f"round {round_no} done: {loads[-1]}", flush=True)
@@ -472,10 +544,10 @@ def main() -> None:
             for proc in procs:
                 stop(proc)
     names = [name for name, *_ in targets]
-    report(results, names, conns, args.rounds)
+    report(results, names, conns, batches, args.rounds)
     print("load per round: " + "; ".join(loads))
     if args.chart:
-        chart(args.chart, results, names, conns)
+        chart(args.chart, results, names, conns, batches)
         print(f"chart: {args.chart}")
 
 
@@ -483,6 +555,7 @@ def report(
     results: dict[tuple[str, int, int], list[Result]],
     names: list[str],
     conns: list[int],
+    batches: list[int],
     rounds: int,
 ) -> None:
     """Every run, then per batch and connection count the ratios against the better peer."""
@@ -499,7 +572,7 @@ def report(
         f"{'server/endpoint':<20} {'batch':>5} {'conns':>5} {'round':>5} {'req/s':>9} "
         f"{'rows/s':>11} {'p50 ms':>8} {'p99 ms':>8}"
     )
-    for batch in (1, 256):
+    for batch in batches:
         for conn in conns:
             for name in names:
                 for round_no, res in enumerate(results[(name, batch, conn)], 1):
@@ -508,7 +581,7 @@ def report(
                         f"{res.rows_per_s:>11.0f} {res.pct(0.5):>8.2f} {res.pct(0.99):>8.2f}"
                     )
     print("\ntarget: tekscore records >= 2x the better peer's rows/s, p99 no worse than either's")
-    for batch in (1, 256):
+    for batch in batches:
         for conn in conns:
             peers = [results[(p, batch, conn)] for p in PEERS]
             for name in names:
@@ -529,6 +602,20 @@ def report(
                     f"[{', '.join(f'{r:.2f}' for r in ratios)}], p99: better peer's / ours "
                     f"median {statistics.median(p99s):.2f}x"
                 )
+    if "records before" in names:
+        print("\nbefore/after in the same run (the --before checkout's records endpoint):")
+        for batch in batches:
+            for conn in conns:
+                pairs = zip(
+                    results[("tekscore records", batch, conn)],
+                    results[("records before", batch, conn)],
+                    strict=True,
+                )
+                ratios = [now.rows_per_s / then.rows_per_s for now, then in pairs]
+                print(
+                    f"batch {batch:>3}, {conn:>2} conn: records now / before = median "
+                    f"{statistics.median(ratios):.2f}x [{', '.join(f'{r:.2f}' for r in ratios)}]"
+                )
 
 
 def chart(
@@ -536,9 +623,10 @@ def chart(
     results: dict[tuple[str, int, int], list[Result]],
     names: list[str],
     conns: list[int],
+    batches: list[int],
 ) -> None:
     """Median rows/s per server, one group per batch size x connection count (log scale)."""
-    groups = [(b, c) for b in (1, 256) for c in conns]
+    groups = [(b, c) for b in batches for c in conns]
     data = {
         "title": "Scoring service, iris: rows/s (median of rounds; 2 shared cores)",
         "groups": [f"batch {b}, {c} conn" for b, c in groups],

@@ -5,15 +5,18 @@ No I/O. A numeric model that scores on the event loop pays a fixed cost per call
 several requests for the same model are ready in the same event-loop pass (their bodies are
 in, their handlers reached `score`), they are scored with one call and each gets its own
 answer. Nothing waits for more requests to come: a lone request is scored as soon as the
-handlers that were already runnable have run, so at low load this is a plain call plus one
-loop hop. Only models whose result for a row does not depend on the other rows of the call
-use it (`LoadedModel.coalesce`).
+handlers that were already runnable have run. A request that is the only one of its model in
+the service (`track`: none other is reading its body or waiting to be scored) cannot be joined
+by any, so it is scored at once, without the loop hop (one connection at a time pays nothing
+for coalescing). Only models whose result for a row does not depend on the other rows of the
+call use it (`LoadedModel.coalesce`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 Answer = tuple[bytes, int]
@@ -32,9 +35,26 @@ class Coalescer:
         self._score_many = score_many
         self.max_rows = max_rows
         self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[Answer]]] = []
+        self.requests = 0
+        """Requests to the model being handled (inside `track`)."""
+
+    @contextmanager
+    def track(self) -> Iterator[None]:
+        """Around the handling of one request to the model, from before its body is read."""
+        self.requests += 1
+        try:
+            yield
+        finally:
+            self.requests -= 1
 
     async def score(self, records: list[dict[str, Any]]) -> Answer:
-        """This request's answer, scored together with the others of this loop pass."""
+        """This request's answer, scored together with the others of this loop pass; at once
+        when it is the only request to the model being handled (`track`)."""
+        if self.requests == 1 and not self._pending:
+            answer = self._score_many([records])[0]
+            if isinstance(answer, BaseException):
+                raise answer
+            return answer
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Answer] = loop.create_future()
         self._pending.append((records, future))

@@ -104,14 +104,18 @@ async def score_records(request: Request) -> Response:
     rows = 0
     try:
         model = state.registry.ready_model(model_name)
-        records = parse_records(await read_body(request, state.max_body_bytes))
-        rows = len(records)
         if model.coalesce and state.spec.settings.coalesce:
-            payload, failed = await model.coalescer.score(records)
-        elif model.inline:
-            payload, failed = model.score_records_json(records)
+            with model.coalescer.track():
+                records = parse_records(await read_body(request, state.max_body_bytes))
+                rows = len(records)
+                payload, failed = await model.coalescer.score(records)
         else:
-            payload, failed = await run_in_threadpool(model.score_records_json, records)
+            records = parse_records(await read_body(request, state.max_body_bytes))
+            rows = len(records)
+            if model.inline:
+                payload, failed = model.score_records_json(records)
+            else:
+                payload, failed = await run_in_threadpool(model.score_records_json, records)
     except RequestError as exc:
         _observe(request, model_name, "records", exc.status_code, rows, 0, started)
         raise

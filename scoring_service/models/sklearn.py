@@ -14,10 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 
 from scoring_service.config import FieldSpec, ModelConfig
 from scoring_service.errors import ModelLoadError
+from scoring_service.models.linear import (
+    Scorer,
+    check_batches,
+    compile_linear,
+    fitted_range,
+    verify,
+)
 from scoring_service.models.matrix import MatrixModel
+
+log = structlog.get_logger("scoring_service.models.sklearn")
 
 ARGMAX_ESTIMATORS = {
     "LogisticRegression",
@@ -138,18 +148,54 @@ class SklearnModel(MatrixModel):
         if names_in is not None:
             # The estimator was fitted on a DataFrame; we give it arrays in the same order.
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        self.scorer = "scikit-learn"
+        self._numpy: Scorer | None = None
+        if self._fast:
+            self._numpy, why = self._compile()
+            if self._numpy is not None:
+                self.scorer = "numpy"
+            log.info(
+                "sklearn_scoring_path",
+                model=config.name,
+                estimator=type(estimator).__name__,
+                path=self.scorer,
+                reason=why,
+            )
+
+    def _compile(self) -> tuple[Scorer | None, str]:
+        """The numpy scorer of a known linear pipeline when its results equal scikit-learn's
+        exactly on the check batches (`models.linear`), and why it is (not) used."""
+        scorer = compile_linear(self.estimator)
+        if scorer is None:
+            return None, "not a known linear pipeline: scored by scikit-learn"
+        center, spread = fitted_range(self.estimator)
+        batches = check_batches(len(self.features), center, spread)
+        mismatch = verify(scorer, self._sklearn_arrays, batches)
+        if mismatch is not None:
+            return None, f"numpy scorer not used: {mismatch}"
+        return scorer, "known linear pipeline, numpy results equal scikit-learn's bit for bit"
 
     def parameters(self) -> dict[str, Any]:
         return {
             "features": self.features,
             "estimator": type(self.estimator).__name__,
             "coalesce": self.coalesce,
+            "scorer": self.scorer,
         }
 
     def _predict_arrays(self, x: np.ndarray[Any, Any]) -> tuple[Any, Any]:
         """(predictions, probabilities or None). For a finite float64 matrix (the fast path)
         scikit-learn's own finiteness check and parameter validation are skipped: the first is
-        done here in one numpy call, the second was done at fit time; results are the same."""
+        done here in one numpy call, the second was done at fit time; results are the same.
+        A known linear pipeline is then scored by its verified numpy scorer."""
+        numpy = self._numpy
+        fast = numpy is not None and x.dtype == np.float64 and x.flags.c_contiguous
+        if fast and bool(np.isfinite(x).all()):
+            assert numpy is not None
+            return numpy(x)
+        return self._sklearn_arrays(x)
+
+    def _sklearn_arrays(self, x: np.ndarray[Any, Any]) -> tuple[Any, Any]:
         with self._config(x):
             if self.argmax:
                 proba = self.estimator.predict_proba(x)

@@ -271,3 +271,30 @@ def test_regressor_and_integer_label_classifier_answers(
         assert response.content == expected, name
     assert server.client.get("/v2/models/reg").json()["parameters"]["coalesce"] is True
     assert server.client.get("/v2/models/knn").json()["parameters"]["coalesce"] is False
+
+
+def test_coalescer_scores_a_lone_request_at_once_and_joins_concurrent_ones() -> None:
+    calls: list[list[int]] = []
+
+    def score_many(jobs: list[list[dict[str, Any]]]) -> list[Any]:
+        calls.append([len(j) for j in jobs])
+        return [(b"%d" % len(job), 0) for job in jobs]
+
+    coalescer = Coalescer(score_many)
+    with coalescer.track():  # the only request to the model: no loop pass to wait for
+        lone = coalescer.score([{}] * 3)
+        with pytest.raises(StopIteration) as done:
+            lone.send(None)  # finishes without suspending
+    assert done.value.value == (b"3", 0) and calls == [[3]]
+
+    async def two() -> list[Any]:
+        async def one(job: list[dict[str, Any]]) -> Any:
+            with coalescer.track():
+                await asyncio.sleep(0)  # both are being handled before either is scored
+                return await coalescer.score(job)
+
+        return list(await asyncio.gather(one([{}]), one([{}] * 2)))
+
+    assert asyncio.run(two()) == [(b"1", 0), (b"2", 0)]
+    assert calls == [[3], [1, 2]]  # one call for both
+    assert coalescer.requests == 0
