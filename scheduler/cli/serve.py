@@ -85,13 +85,19 @@ def embedded_settings(settings: Settings, paths: list[Path]) -> Settings:
     """The settings of `tekscore run`'s embedded server: the folders of the IR it was given
     (a folder itself, a file's folder) are data roots and code sources, besides those
     configured, and the channel registry's folder (`--channels`) is a data root; the person who
-    runs it owns the IR, the registry and the machine."""
+    runs it owns the IR, the registry and the machine. It keeps no warm spares: it runs one job,
+    which starts before a set could be ready, and no next job would take one."""
     folders = [p.resolve() if p.is_dir() else p.resolve().parent for p in paths]
     registry = [settings.channels.resolve()] if settings.channels is not None else []
     roots = list(dict.fromkeys([*(settings.data_roots or []), *folders, *registry]))
     code = list(dict.fromkeys([*(settings.code_sources or []), *map(str, folders)]))
     return settings.model_copy(
-        update={"log_level": "warning", "data_roots": roots, "code_sources": code}
+        update={
+            "log_level": "warning",
+            "data_roots": roots,
+            "code_sources": code,
+            "warm_runtimes": 0,
+        }
     )
 
 
