@@ -46,13 +46,22 @@ SPARES = "spares"
 PRIVATE = "tmp"
 READY = b"ready"
 PYTHON_FAMILY = (
-    "scheduler.cli.main", "scoring_service.cli", "scoring_flow.cli",
+    "scheduler.cli.main", "scoring_service.cli", "scoring_flow.cli", "scoring_flow.channel_cli",
     "scoring_service.server", "scoring_service.models.sklearn", "scoring_flow.runner",
+    "scoring_flow.channels.file", "scoring_flow.channels.http", "scoring_flow.channels.inline",
+    "uvicorn.loops.uvloop", "uvicorn.lifespan.on", "uvicorn.protocols.http.httptools_impl",
+    "uvicorn.protocols.websockets.websockets_sansio_impl", "httpcore", "anyio.streams",
+    "certifi", "concurrent.futures.thread",
     "sklearn", "joblib", "sklearn.linear_model", "sklearn.pipeline", "sklearn.preprocessing",
     "sklearn.ensemble", "sklearn.tree",
 )  # fmt: skip
 """What a spare of the python family imports ahead: the two commands a job runs (`tekscore
-serve-model`, `tekscore flow run`), their machinery, and scikit-learn with its common models."""
+serve-model`, `tekscore flow run`), their machinery and what they import once running (uvicorn's
+protocols, the HTTP client's transport, the file, http and inline channels: measured as the
+modules a flow and a service import after these), and scikit-learn with its common models. A
+module that fails to import is only reported in the spare's log."""
+PYTHON_WARM_UPS = ("sklearn",)
+"""What it runs ahead (`local_runner.spare.WARM_UPS`): scikit-learn's first prediction."""
 
 log = structlog.get_logger("local_runner.warm")
 
@@ -175,6 +184,7 @@ class WarmPool:
         sandbox: Sandbox | None,
         script: str,
         preload: Sequence[str] = PYTHON_FAMILY,
+        warm_ups: Sequence[str] = PYTHON_WARM_UPS,
         python: str = sys.executable,
     ) -> None:
         self.folder = home / SPARES
@@ -183,6 +193,7 @@ class WarmPool:
         self.sandbox = sandbox
         self.script = script
         self.preload = tuple(preload)
+        self.warm_ups = tuple(warm_ups)
         self.python = python
         self._set: _Set | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -215,6 +226,7 @@ class WarmPool:
         command = [
             self.python, "-P", "-m", "local_runner.spare", "--fd", str(theirs.fileno()),
             "--script", self.script, "--preload", ",".join(self.preload),
+            "--warm-up", ",".join(self.warm_ups),
         ]  # fmt: skip
         if self.sandbox is not None:
             command = self.sandbox.wrap(command, job_dir=folder, private=folder / PRIVATE)
