@@ -66,8 +66,11 @@ class Reporter:
             headers = {}
             if self.settings.callback_token:
                 headers["Authorization"] = f"Bearer {self.settings.callback_token}"
+            # TLS only for an https callback URL (the local runner's is plain HTTP on loopback):
+            # loading the CA bundle is on the start-up path of every flow process
+            tls = self.settings.callback_url.lower().startswith("https:")
             self._client = httpx.AsyncClient(
-                timeout=10.0, headers=headers, transport=self._transport
+                timeout=10.0, headers=headers, transport=self._transport, verify=tls
             )
         return self
 

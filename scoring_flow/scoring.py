@@ -100,7 +100,12 @@ class ScoringClient:
         self._fast: Http1Pool | None = None  # the POSTs to plain-http services
 
     async def __aenter__(self) -> ScoringClient:
+        # TLS only when a service is called over https: loading the CA bundle costs 25 ms idle,
+        # up to 0.25 s on a busy machine, on the start-up path of every flow process, and the
+        # services of a local job are plain HTTP on loopback
+        tls = any((e.url or "").lower().startswith("https:") for e in self.services.values())
         self._transport = self._given or httpx.AsyncHTTPTransport(
+            verify=tls,
             limits=httpx.Limits(
                 max_connections=self._max_connections,
                 max_keepalive_connections=self._max_connections,
