@@ -324,7 +324,7 @@ async def stop_groups(
     pending = [r for r in records if signal_group(r, signal.SIGTERM)]
     for record in pending:
         log.info("process stopping", process=record.label, pid=record.pid)
-    pending = await _wait_gone(pending, grace_period, poll)
+    pending = await _wait_gone(pending, grace_period, poll, log)
     for record in pending:
         log.warning("process killed", process=record.label, pid=record.pid, grace=grace_period)
         signal_group(record, signal.SIGKILL)
@@ -334,12 +334,26 @@ async def stop_groups(
 
 
 async def _wait_gone(
-    records: list[ProcessRecord], within: float, poll: float
+    records: list[ProcessRecord],
+    within: float,
+    poll: float,
+    log: structlog.typing.FilteringBoundLogger | None = None,
 ) -> list[ProcessRecord]:
-    deadline = time.monotonic() + within
+    """The records whose group is still alive after `within` seconds; with `log`, each that
+    ended is logged (`process stopped`, seconds since the signal)."""
+    began = time.monotonic()
     while True:
-        records = [r for r in records if group_alive(r)]
-        if not records or time.monotonic() >= deadline:
+        alive = [r for r in records if group_alive(r)]
+        if log is not None:
+            for record in records:
+                if record not in alive:
+                    log.info(
+                        "process stopped",
+                        process=record.label,
+                        seconds=round(time.monotonic() - began, 3),
+                    )
+        records = alive
+        if not records or time.monotonic() >= began + within:
             return records
         await asyncio.sleep(poll)
 

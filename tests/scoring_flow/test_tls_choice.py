@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scoring_flow.config import ServiceEndpoint
+from ir.values import ServiceEndpoint
 from scoring_flow.errors import ServiceNotReadyError
 from scoring_flow.scoring import ScoringClient
 
