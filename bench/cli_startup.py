@@ -11,8 +11,9 @@ the ratio of the median to the library floor. Then `python -X importtime` of `te
 the modules that cost most, and whether FastAPI, uvicorn, scikit-learn or the IR models were
 loaded (they must not be). Target: under 0.3 s for both commands.
 
-Run: `.venv/bin/python bench/cli_startup.py [--runs 20]`. Loopback only; the server is stopped
-at the end; about 20 s.
+Run: `.venv/bin/python bench/cli_startup.py [--runs 20] [--before OTHER/tekscore]` (`--before`:
+another checkout's command, e.g. main's, measured in the same run). Loopback only; the server is
+stopped at the end; about 20 s.
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ def import_profile(command: list[str], env: dict[str, str]) -> list[tuple[int, s
 def main() -> None:
     parser = argparse.ArgumentParser(description="tekscore start-up benchmark")
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument(
+        "--before",
+        help="another checkout's tekscore (e.g. /work/main/.venv/bin/tekscore), measured in the "
+        "same run for a before/after",
+    )
     args = parser.parse_args()
     print(uptime())
     if os.getloadavg()[0] > 1.0:
@@ -127,6 +133,14 @@ def main() -> None:
         floor = measure("floor: typer app + httpx + rich", [python, "-c", FLOOR], env, args.runs)
         help_ = measure("tekscore --help", [TEKSCORE, "--help"], env, args.runs)
         status = measure(f"tekscore status {job_id}", [TEKSCORE, "status", job_id], env, args.runs)
+        before = {}
+        if args.before:
+            before["--help"] = measure(
+                "before: tekscore --help", [args.before, "--help"], env, args.runs
+            )
+            before["status"] = measure(
+                "before: tekscore status", [args.before, "status", job_id], env, args.runs
+            )
         profile = import_profile([TEKSCORE, "status", job_id], env)
     loaded = {module for _, module in profile}
     heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
@@ -143,8 +157,16 @@ def main() -> None:
             f"(target < {TARGET_SECONDS * 1000:.0f} ms: {verdict}); "
             f"{result['median'] / floor['median']:.2f}x the library floor "
             f"(CPU {result['cpu'] / floor['cpu']:.2f}x), "
-            f"{result['median'] / bare['median']:.1f}x the bare interpreter"
+            f"{result['median'] / bare['median']:.1f}x the bare interpreter "
+            f"(CPU {result['cpu'] / bare['cpu']:.1f}x)"
         )
+        if name in before:
+            then = before[name]
+            print(
+                f"  before: median {then['median'] * 1000:.0f} ms, CPU {then['cpu'] * 1000:.0f} ms;"
+                f" now / before: wall {result['median'] / then['median']:.2f}x, "
+                f"CPU {result['cpu'] / then['cpu']:.2f}x"
+            )
     print(uptime())
 
 

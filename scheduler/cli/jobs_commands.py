@@ -40,9 +40,13 @@ STATES = ("PENDING", "INSTALLING", "RUNNING", "STOPPING", "SUCCEEDED", "FAILED",
 @contextmanager
 def client(server: str | None, token: str | None) -> Iterator[Client]:
     """A client of the server; an API error is printed (each line whole) and exits 1."""
+    from scheduler.cli.lean import plain_http_transport
     from scheduler.client import ApiError, Client
 
-    c = Client(server or DEFAULT_SERVER, token=token)
+    url = server or DEFAULT_SERVER
+    # plain http: no CA bundle to load (scheduler/cli/lean.py)
+    transport = plain_http_transport() if url.startswith("http://") else None
+    c = Client(url, token=token, transport=transport)
     try:
         yield c
     except ApiError as exc:

@@ -81,5 +81,19 @@ def create_app(command: str | None = None) -> typer.Typer:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    create_app(sys.argv[1] if len(sys.argv) > 1 else None)()
+    """Console-script entry point: the app's click command, with the start-up trims of
+    `scheduler.cli.lean` (httpx without its own CLI, str, bool and choice parameters checked
+    without pydantic, only the command that runs built, the root help listed from
+    parameterless copies of the commands)."""
+    from typer.main import get_command
+
+    from scheduler.cli.lean import for_listing, lighten, only, without_httpx_cli
+
+    without_httpx_cli()
+    args = sys.argv[1:]
+    app = create_app(args[0] if args else None)
+    # the root help lists the commands and runs none; else only the command that runs is built
+    app = for_listing(app) if args[:1] in ([], ["--help"]) else only(app, args[0])
+    command = get_command(app)
+    lighten(command)
+    command()

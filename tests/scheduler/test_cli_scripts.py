@@ -27,8 +27,19 @@ from tests.scheduler.conftest import TOKEN, Scheduler, http_streaming_ir
 
 TEKSCORE = str(Path(sys.executable).parent / "tekscore")
 FINISHED = {"SUCCEEDED", "FAILED", "CANCELLED"}
-# what `tekscore --help` and `tekscore status` must not load (DESIGN: light client commands)
-HEAVY = ("fastapi", "starlette", "uvicorn", "sklearn", "numpy", "ir", "scoring_service")
+# what `tekscore --help` and `tekscore status` must not load (DESIGN: light client commands);
+# pydantic: typer's parameter checks (scheduler/cli/lean.py); pygments: httpx's own CLI
+HEAVY = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "sklearn",
+    "numpy",
+    "ir",
+    "scoring_service",
+    "pydantic",
+    "pygments",
+)
 
 
 @pytest.fixture(scope="module")
