@@ -18,6 +18,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from ir.bundle import JobBundle
 from scheduler.errors import BadCursor, JobNotFound
 from scheduler.rules import new_job_id
 from scheduler.schemas import EventPublic, JobQuery, JobRecord, decode_cursor, encode_cursor
-from scheduler.states import FINISHED
+from scheduler.states import FINISHED, State
 from scheduler.stores.base import Change, DuplicateKey, StoreError
 
 _SCHEMA = """
@@ -49,6 +50,23 @@ CREATE TABLE IF NOT EXISTS job_labels (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, seq);
 CREATE INDEX IF NOT EXISTS jobs_pipeline ON jobs (pipeline, seq);
+CREATE TABLE IF NOT EXISTS job_counts (
+    state TEXT PRIMARY KEY,
+    n INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS job_counts_insert AFTER INSERT ON jobs BEGIN
+    INSERT INTO job_counts (state, n) VALUES (NEW.state, 1)
+        ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS job_counts_update AFTER UPDATE OF state ON jobs
+    WHEN OLD.state IS NOT NEW.state BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
+    INSERT INTO job_counts (state, n) VALUES (NEW.state, 1)
+        ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS job_counts_delete AFTER DELETE ON jobs BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
+END;
 CREATE TABLE IF NOT EXISTS bundles (
     id TEXT PRIMARY KEY,
     data TEXT NOT NULL,
@@ -66,6 +84,45 @@ CREATE TABLE IF NOT EXISTS idempotency (
     job_id TEXT NOT NULL
 );
 """
+
+
+_DRIVER_COUNT = 5_000
+
+
+@dataclass(frozen=True)
+class _Filter:
+    """One filter of a list query: the SQL that drives a page by its index (`source`, `seq`,
+    `drive`), checks it on a job found otherwise (`check`), counts its jobs (`count`)."""
+
+    source: str
+    seq: str
+    drive: str
+    check: str
+    count: str
+    args: tuple[str, ...]
+
+    @classmethod
+    def label(cls, key: str, value: str) -> _Filter:
+        return cls(
+            source="job_labels AS l JOIN jobs ON jobs.seq = l.seq",
+            seq="l.seq",
+            drive="l.key = ? AND l.value = ?",
+            check="EXISTS (SELECT 1 FROM job_labels AS o"
+            " WHERE o.key = ? AND o.value = ? AND o.seq = jobs.seq)",
+            count="job_labels WHERE key = ? AND value = ?",
+            args=(key, value),
+        )
+
+    @classmethod
+    def column(cls, name: str, value: str) -> _Filter:  # state or pipeline: indexed (x, seq)
+        return cls(
+            source="jobs",
+            seq="jobs.seq",
+            drive=f"jobs.{name} = ?",
+            check=f"+jobs.{name} = ?",
+            count=f"jobs WHERE {name} = ?",
+            args=(value,),
+        )
 
 
 class SqliteStore:
@@ -87,8 +144,14 @@ class SqliteStore:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=5000")
+            counted = await _has_table(db, "job_counts")
             await _migrate(db)
             await db.executescript(_SCHEMA)
+            if not counted:  # a state.db of an earlier version: count its jobs once
+                await db.execute(
+                    "INSERT OR REPLACE INTO job_counts (state, n)"
+                    " SELECT state, COUNT(*) FROM jobs GROUP BY state"
+                )
             # the hot reads (get, list) run on the event loop through a read-only connection:
             # an indexed read takes less time than a round trip to aiosqlite's thread (WAL lets
             # it read while the writer writes; it sees every committed transaction)
@@ -272,23 +335,27 @@ class SqliteStore:
         return ('{"items":[' + ",".join(rows) + '],"next":' + json.dumps(nxt) + "}").encode()
 
     def _page(self, column: str, query: JobQuery) -> tuple[list[str], str | None]:
+        """A page newest first. Each filter (a label, the state, the pipeline) has an index in
+        `seq` order; the one with the fewest jobs (counted up to `_DRIVER_COUNT`) drives the scan
+        newest first, the others are checked on the jobs it yields (`+` keeps SQLite from
+        driving by them instead), so a rare filter is never found by walking a common one."""
+        filters = [_Filter.label(k, v) for k, v in query.labels.items()]
+        if query.state is not None:
+            filters.append(_Filter.column("state", str(query.state)))
+        if query.pipeline is not None:
+            filters.append(_Filter.column("pipeline", query.pipeline))
+        if len(filters) > 1:
+            filters.sort(key=self._matches)
+        source, seq = "jobs", "jobs.seq"
         where: list[str] = []
         args: list[object] = []
-        source, seq = "jobs", "jobs.seq"
-        items = list(query.labels.items())
-        if items:  # the first label drives the scan through its index, newest first
-            source, seq = "job_labels AS l JOIN jobs ON jobs.seq = l.seq", "l.seq"
-            where.append("l.key = ? AND l.value = ?")
-            args += list(items[0])
-        for key, value in items[1:]:
-            where.append("jobs.seq IN (SELECT seq FROM job_labels WHERE key = ? AND value = ?)")
-            args += [key, value]
-        if query.state is not None:
-            where.append("jobs.state = ?")
-            args.append(str(query.state))
-        if query.pipeline is not None:
-            where.append("jobs.pipeline = ?")
-            args.append(query.pipeline)
+        if filters:
+            source, seq = filters[0].source, filters[0].seq
+            where.append(filters[0].drive)
+            args += filters[0].args
+        for other in filters[1:]:
+            where.append(other.check)
+            args += other.args
         if query.cursor is not None:
             after = decode_cursor(query.cursor)
             if after >= 2**63:  # past any sequence number (a SQLite INTEGER): not one of ours
@@ -305,18 +372,25 @@ class SqliteStore:
         rows = rows[: query.limit]
         return [str(r[1]) for r in rows], encode_cursor(int(rows[-1][0])) if more else None
 
+    def _matches(self, where: _Filter) -> int:
+        """How many jobs pass one filter, counted through its index up to `_DRIVER_COUNT`."""
+        sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM {where.count} LIMIT ?)"  # noqa: S608
+        return int(self._reader.execute(sql, [*where.args, _DRIVER_COUNT]).fetchone()[0])
+
     async def unfinished(self) -> list[JobRecord]:
         """Every job not yet SUCCEEDED, FAILED or CANCELLED, oldest first."""
-        marks = ",".join("?" for _ in FINISHED)
+        states = [str(s) for s in State if s not in FINISHED]  # through the state index
+        marks = ",".join("?" for _ in states)
         cursor = await self._db.execute(
-            f"SELECT data FROM jobs WHERE state NOT IN ({marks}) ORDER BY seq",  # noqa: S608
-            [str(s) for s in FINISHED],
+            f"SELECT data FROM jobs WHERE state IN ({marks}) ORDER BY seq",  # noqa: S608
+            states,
         )
         return [JobRecord.model_validate_json(r[0]) for r in await cursor.fetchall()]
 
     async def count_by_state(self) -> dict[str, int]:
-        cursor = await self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")
-        return {str(r[0]): int(r[1]) for r in await cursor.fetchall()}
+        """From `job_counts`, which triggers keep (no scan of the jobs)."""
+        rows = self._reader.execute("SELECT state, n FROM job_counts WHERE n > 0").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
 
 
 def _public(job: JobRecord) -> str:
@@ -343,6 +417,13 @@ async def _migrate(db: aiosqlite.Connection) -> None:
             "INSERT OR IGNORE INTO job_labels (key, value, seq) VALUES (?, ?, ?)",
             [(k, v, seq) for k, v in job.labels.items()],
         )
+
+
+async def _has_table(db: aiosqlite.Connection, name: str) -> bool:
+    rows = await db.execute_fetchall(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    )
+    return bool(list(rows))
 
 
 def _labels(job: JobRecord) -> str:

@@ -3,6 +3,7 @@ survives reopening."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from ir.bundle import JobBundle
 from scheduler.schemas import BackendInfo, EventPublic, JobQuery, JobRecord, decode_cursor
 from scheduler.states import State
-from scheduler.stores.base import DuplicateKey
+from scheduler.stores.base import DuplicateKey, Write
 from scheduler.stores.sqlite import SqliteStore as Store
 
 
@@ -122,4 +123,123 @@ async def test_a_state_db_of_the_first_schema_is_migrated_and_nothing_is_lost(tm
     assert await store.values(record.id) is None  # not kept then: the job service renders it
     await store.save_values(record.id, VALUES)
     assert await store.values(record.id) == VALUES
+    assert await store.count_by_state() == {"PENDING": 1}  # counted once, at the migration
     await store.close()
+
+
+async def test_counts_by_state_follow_every_change_and_survive_reopening(tmp_path: Path):
+    store = await Store.open(tmp_path / "state.db")
+    for i in range(4):
+        await store.create(job(i), bundle(i), event(), values=VALUES)
+    running = job(1, state=State.RUNNING)
+    await store.save(running)
+    await store.save(running)  # no transition: counted once
+    await store.save(job(2, state=State.SUCCEEDED))
+    await store.update(
+        "j-0000000003", lambda j: Write(j.model_copy(update={"state": State.FAILED}))
+    )
+    assert await store.count_by_state() == {"PENDING": 1, "RUNNING": 1, "SUCCEEDED": 1, "FAILED": 1}
+    await store.close()
+    store = await Store.open(tmp_path / "state.db")
+    assert await store.count_by_state() == {"PENDING": 1, "RUNNING": 1, "SUCCEEDED": 1, "FAILED": 1}
+    await store.close()
+
+
+async def test_a_state_db_without_counts_is_counted_once_when_opened(tmp_path: Path):
+    import sqlite3
+
+    store = await Store.open(tmp_path / "state.db")
+    for i in range(3):
+        await store.create(
+            job(i, state=State.SUCCEEDED if i else State.PENDING), bundle(i), event(), values=VALUES
+        )
+    await store.close()
+    old = sqlite3.connect(tmp_path / "state.db")
+    old.executescript(
+        "DROP TRIGGER job_counts_insert; DROP TRIGGER job_counts_update;"
+        " DROP TRIGGER job_counts_delete; DROP TABLE job_counts;"
+    )
+    old.close()
+    store = await Store.open(tmp_path / "state.db")
+    assert await store.count_by_state() == {"PENDING": 1, "SUCCEEDED": 2}
+    await store.close()
+
+
+async def test_every_filter_combination_answers_right_whichever_filter_is_rarest(tmp_path: Path):
+    store = await Store.open(tmp_path / "state.db")
+    records = []
+    for i in range(60):
+        labels = {"all": "yes", "team": f"t{i % 3}", "run": f"r{i}"}
+        state = State.RUNNING if i in (7, 8, 40) else State.SUCCEEDED
+        records.append(job(i, state=state, labels=labels))
+        await store.create(records[-1], bundle(i), event(), values=VALUES)
+    queries = [
+        JobQuery(labels={"all": "yes", "run": "r7"}),
+        JobQuery(labels={"run": "r7", "all": "yes"}),
+        JobQuery(labels={"all": "yes", "team": "t1"}, state=State.RUNNING),
+        JobQuery(labels={"team": "t1"}, state=State.SUCCEEDED, pipeline="p"),
+        JobQuery(labels={"all": "yes"}, pipeline="q", limit=4),
+        JobQuery(state=State.RUNNING, pipeline="q"),
+        JobQuery(labels={"all": "yes", "team": "t2"}, limit=5),
+    ]
+    for query in queries:
+        expected = [
+            r.id
+            for r in reversed(records)
+            if all(r.labels.get(k) == v for k, v in query.labels.items())
+            and query.state in (None, r.state)
+            and query.pipeline in (None, r.pipeline)
+        ]
+        seen, cursor = [], None
+        while True:
+            page, cursor = await store.list_jobs(dataclasses.replace(query, cursor=cursor))
+            seen += [j.id for j in page]
+            if cursor is None:
+                break
+        assert seen == expected, query
+    await store.close()
+
+
+async def test_reads_use_indexes_not_a_walk_through_every_job(tmp_path: Path):
+    """At 1,000,000 jobs a scan of the jobs costs seconds: every read the server makes on a
+    request or at start-up is an index search (EXPLAIN QUERY PLAN of the statements it ran);
+    only the unfiltered page reads the jobs table itself, newest first, and stops at its limit."""
+    import sqlite3
+
+    store = await Store.open(tmp_path / "state.db")
+    for i in range(30):
+        await store.create(
+            job(i, labels={"all": "yes", "run": f"r{i}"}), bundle(i), event(), values=VALUES
+        )
+    statements: list[str] = []
+    store._reader.set_trace_callback(statements.append)
+    await store._db.set_trace_callback(statements.append)
+    await store.get_public("j-0000000003")
+    await store.get("j-0000000003")
+    for query in (
+        JobQuery(limit=5),
+        JobQuery(limit=5, cursor="MTA"),
+        JobQuery(labels={"all": "yes"}),
+        JobQuery(labels={"all": "yes", "run": "r7"}),
+        JobQuery(labels={"all": "yes"}, state=State.RUNNING),
+        JobQuery(state=State.PENDING, pipeline="p"),
+    ):
+        await store.list_public(query)
+    await store.count_by_state()
+    await store.unfinished()
+    await store.close()
+    raw = sqlite3.connect(tmp_path / "state.db")
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) >= 10
+    for sql in selects:
+        plan = [str(r[3]) for r in raw.execute("EXPLAIN QUERY PLAN " + sql)]
+        unfiltered_page = " WHERE " not in sql and "LIMIT" in sql
+        for step in plan:
+            assert "LIST SUBQUERY" not in step, (sql, plan)
+            if "LIMIT" in sql:  # a page follows an index in order and stops at its limit
+                assert "TEMP B-TREE" not in step, (sql, plan)
+            # a bounded subquery and job_counts (a row per state) are no walk through the jobs
+            table_scan = step.startswith("SCAN") and not ("subquery" in step or "counts" in step)
+            if table_scan and not unfiltered_page:
+                raise AssertionError(f"a scan: {sql} -> {plan}")
+    raw.close()
