@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,7 @@ TOKEN = "bench-api-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TARGET_RATIO = 2.0
 TARGET_JOB_SECONDS = 5.0
+TARGET_START_MS = 50.0
 
 SMALL_PIPELINE = """\
 apiVersion: tekscore.dev/v1
@@ -138,14 +139,15 @@ def scheduler_env(home: Path) -> dict[str, str]:
 
 
 @contextmanager
-def scheduler(home: Path) -> Iterator[Server]:
-    """A real `tekscore serve` on a free port; its job processes are stopped afterwards."""
+def scheduler(home: Path, extra: dict[str, str] | None = None) -> Iterator[Server]:
+    """A real `tekscore serve` on a free port (`extra`: more environment); its job processes
+    are stopped afterwards."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     server = Server(
         [TEKSCORE, "serve", "--port", str(port)],
         port=port,
-        env=scheduler_env(home),
+        env={**scheduler_env(home), **(extra or {})},
         log=home / "scheduler.log",
     )
     try:
@@ -370,89 +372,165 @@ def ir_files(folder: Path) -> dict[str, str]:
     return {str(folder / n): (folder / n).read_text() for n in ("model.yaml", "batch.yaml")}
 
 
-async def fill_store(home: Path, iris: Path, count: int) -> list[str]:
-    """Write `count` finished (SUCCEEDED) iris jobs straight into the server's store, each with
-    its bundle and its 5 events, through `SqliteStore.create`/`save` (the server's own code)."""
+TEMPLATE_ID = "j-template00"
+TEMPLATE_LABELS = {"example": "iris", "team": "tTEAMPLACE", "run": "rRUNPLACE"}
+TEMPLATE_NAME = "nightly NAMEPLACE"
+
+
+async def write_template(home: Path, iris: Path) -> None:
+    """One finished (SUCCEEDED) iris job written into the server's store by the server's own
+    code (`prepare_job`, `SqliteStore.create` + 4 x `save`: its bundle, values and 5 events),
+    with placeholders where the copies differ (id, labels, name)."""
     import ir
     from scheduler.jobs import prepare_job
-    from scheduler.rules import new_job_id
-    from scheduler.schemas import (
-        BackendInfo,
-        EventPublic,
-        FlowStatus,
-        JobCreate,
-        ReplicaStatus,
-    )
+    from scheduler.schemas import BackendInfo, EventPublic, FlowStatus, JobCreate, ReplicaStatus
     from scheduler.states import State
     from scheduler.stores.sqlite import SqliteStore
 
     store = await SqliteStore.open(home / "state.db")
-    request = JobCreate(pipeline={"files": ir_files(iris)}, base_dir=str(iris))
-    bundle, template, values = await prepare_job(
+    request = JobCreate(
+        pipeline={"files": ir_files(iris)},
+        base_dir=str(iris),
+        name=TEMPLATE_NAME,
+        labels=TEMPLATE_LABELS,
+    )
+    bundle, job, values = await prepare_job(
         request,
-        job_id="j-template00",
+        job_id=TEMPLATE_ID,
         globals_=ir.load_globals(None),
         channels={},
         base_dir=iris,
         backend=lambda job_id: BackendInfo(kind="local", release=job_id),
     )
-    ids = []
-    t0 = datetime.now().astimezone() - timedelta(days=30)
+    at = datetime.now().astimezone() - timedelta(days=30)
+    job = job.model_copy(update={"created_at": at})
+    await store.create(
+        job, bundle, EventPublic(at=at, state=State.PENDING, reason="Created"), values=values
+    )
     steps = [
         (State.INSTALLING, "install", None),
         (State.RUNNING, "wait", None),
         (State.STOPPING, "finally", "Completed"),
         (State.SUCCEEDED, None, "Completed"),
     ]
-    for i in range(count):
-        job_id = new_job_id()
-        ids.append(job_id)
-        at = t0 + timedelta(seconds=200 * i)
-        labels = {"example": "iris", "team": f"t{i % 10}", "run": f"r{i}"}
-        job = template.model_copy(
-            update={
-                "id": job_id,
-                "labels": labels,
-                "name": f"nightly {i}",
-                "created_at": at,
-                "backend": BackendInfo(kind="local", release=job_id),
-            }
-        )
-        await store.create(
-            job,
-            bundle.model_copy(update={"job_id": job_id, "labels": labels}),
-            EventPublic(at=at, state=State.PENDING, reason="Created"),
-            values={**values, "job": {**values["job"], "id": job_id, "labels": labels}},
-        )
-        for n, (state, task, reason) in enumerate(steps, start=1):
-            when = at + timedelta(seconds=n)
-            update: dict[str, Any] = {"state": state, "task": task}
-            if state == State.INSTALLING:
-                update["started_at"] = when
-            if state == State.SUCCEEDED:
-                update.update(
-                    finished_at=when,
-                    reason="Completed",
-                    flows={
-                        name: FlowStatus(
-                            mode=f.mode,
-                            state="COMPLETED",
-                            records_in=150,
-                            records_out=150,
-                            shards_done=1,
-                            replicas=[
-                                ReplicaStatus(
-                                    index=0, state="COMPLETED", records_in=150, records_out=150
-                                )
-                            ],
-                        )
-                        for name, f in job.flows.items()
-                    },
-                )
-            job = job.model_copy(update=update)
-            event = EventPublic(at=when, state=state, task=task, reason=reason)
-            await store.save(job, event)  # as the server writes a transition
+    for n, (state, task, reason) in enumerate(steps, start=1):
+        when = at + timedelta(seconds=n)
+        update: dict[str, Any] = {"state": state, "task": task}
+        if state == State.INSTALLING:
+            update["started_at"] = when
+        if state == State.SUCCEEDED:
+            update.update(
+                finished_at=when,
+                reason="Completed",
+                flows={
+                    name: FlowStatus(
+                        mode=f.mode,
+                        state="COMPLETED",
+                        records_in=150,
+                        records_out=150,
+                        shards_done=1,
+                        replicas=[
+                            ReplicaStatus(
+                                index=0, state="COMPLETED", records_in=150, records_out=150
+                            )
+                        ],
+                    )
+                    for name, f in job.flows.items()
+                },
+            )
+        job = job.model_copy(update=update)
+        event = EventPublic(at=when, state=state, task=task, reason=reason)
+        await store.save(job, event)  # as the server writes a transition
     await store.close()
+
+
+def job_ids(count: int) -> list[str]:
+    """`count` distinct random job ids of the server's form (`j-` + 10 base-32 characters)."""
+    import base64
+
+    ids: dict[str, None] = {}
+    while len(ids) < count:
+        raw = base64.b32encode(os.urandom(7 * (count - len(ids)))).decode().lower()
+        for k in range(0, len(raw) - 9, 10):
+            ids["j-" + raw[k : k + 10]] = None
+            if len(ids) == count:
+                break
+    return list(ids)
+
+
+def _pattern(text: str) -> str:
+    """The template's text as a %-format with the placeholders as named fields."""
+    out = text.replace("%", "%%").replace(TEMPLATE_ID, "%(id)s")
+    out = out.replace("tTEAMPLACE", "%(team)s").replace("rRUNPLACE", "%(run)s")
+    return out.replace("NAMEPLACE", "%(n)s")
+
+
+def fill_store(home: Path, iris: Path, count: int, *, full: int, batch: int = 20_000) -> list[str]:
+    """`count` SUCCEEDED iris jobs in the server's store before it starts: the template job
+    written by the server's code (`write_template`), copied row by row with a new id, labels
+    `team=t<i % 10>`, `run=r<i>`, name `nightly <i>`, by `executemany` in transactions of
+    `batch` jobs: the job's row and labels for every job, its bundle and values and its 5
+    events for the newest `full` (those tables are keyed by job id and not read by get or list;
+    at 1,000,000 jobs they would be 6 of the 8 GB and most of the fill's time). Returns the
+    ids, oldest first."""
+    import sqlite3
+
+    asyncio.run(write_template(home, iris))
+    db = sqlite3.connect(home / "state.db", isolation_level=None)
+    job = db.execute(
+        "SELECT state, pipeline, labels, data, public FROM jobs WHERE id = ?", (TEMPLATE_ID,)
+    ).fetchone()
+    bundle = db.execute(
+        "SELECT data, rendered FROM bundles WHERE id = ?", (TEMPLATE_ID,)
+    ).fetchone()
+    events = [
+        r[0]
+        for r in db.execute("SELECT data FROM events WHERE job_id = ? ORDER BY n", (TEMPLATE_ID,))
+    ]
+    assert job and bundle and len(events) == 5, "template job not written"
+    db.execute("DELETE FROM jobs WHERE id = ?", (TEMPLATE_ID,))
+    db.execute("DELETE FROM job_labels")
+    db.execute("DELETE FROM bundles WHERE id = ?", (TEMPLATE_ID,))
+    db.execute("DELETE FROM events WHERE job_id = ?", (TEMPLATE_ID,))
+    db.execute("DELETE FROM sqlite_sequence")  # seq starts at 1 again
+    labels_p, data_p, public_p = _pattern(job[2]), _pattern(job[3]), _pattern(job[4])
+    bundle_p, rendered_p = _pattern(bundle[0]), _pattern(bundle[1])
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA cache_size=-262144")  # 256 MiB
+    ids = job_ids(count)
+    for first in range(0, count, batch):
+        rows = []
+        for i in range(first, min(count, first + batch)):
+            rows.append({"id": ids[i], "team": f"t{i % 10}", "run": f"r{i}", "n": i})
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT INTO jobs (seq, id, state, pipeline, labels, data, public)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (r["n"] + 1, r["id"], job[0], job[1], labels_p % r, data_p % r, public_p % r)
+                for r in rows
+            ],
+        )
+        db.executemany(
+            "INSERT INTO job_labels (key, value, seq) VALUES (?, ?, ?)",
+            [
+                (key, value, r["n"] + 1)
+                for r in rows
+                for key, value in (("example", "iris"), ("team", r["team"]), ("run", r["run"]))
+            ],
+        )
+        rows = [r for r in rows if r["n"] >= count - full]
+        db.executemany(
+            "INSERT INTO bundles (id, data, rendered) VALUES (?, ?, ?)",
+            [(r["id"], bundle_p % r, rendered_p % r) for r in rows],
+        )
+        db.executemany(
+            "INSERT INTO events (job_id, data) VALUES (?, ?)",
+            [(r["id"], e) for r in rows for e in events],
+        )
+        db.execute("COMMIT")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
     return ids
 
 
@@ -471,11 +549,14 @@ def api_bench(tmp: Path, iris: Path, args: argparse.Namespace) -> list[str]:
     home = tmp / "api-home"
     home.mkdir()
     t = time.perf_counter()
-    ids = asyncio.run(fill_store(home, iris, args.jobs))
+    full = min(args.jobs, args.full_jobs)
+    ids = fill_store(home, iris, args.jobs, full=full)
+    size = (home / "state.db").stat().st_size
     print(
-        f"store filled directly (SqliteStore.create/save, not the API) with {len(ids):,} "
-        f"SUCCEEDED iris jobs + bundles + 5 events each, before the server started: "
-        f"{time.perf_counter() - t:.1f} s"
+        f"store filled directly (one job written by SqliteStore.create/save, copied with new "
+        f"ids by executemany; not the API) with {len(ids):,} SUCCEEDED iris jobs, the newest "
+        f"{full:,} with their bundle, values and 5 events, before the server started: "
+        f"{time.perf_counter() - t:.1f} s, state.db {size / 2**30:.2f} GiB"
     )
     rng = random.Random(7)
     get_requests = [
@@ -601,6 +682,139 @@ def wait_all_finished(server: Server, count: int, timeout: float = 90) -> str:
             if time.monotonic() > deadline:
                 return "still running after 90 s: " + ", ".join(sorted(set(states)))
             time.sleep(0.2)
+
+
+# --------------------------------------------------------------------------- part 3: start
+
+
+def http_pipeline(port: int) -> str:
+    """A job that keeps running: one streaming flow serving `POST /score` (http source, a map
+    step, discard sink; no model), i.e. one flow process reporting progress every 2 s."""
+    return f"""\
+apiVersion: tekscore.dev/v1
+kind: ScoringPipeline
+metadata: {{name: bench-running}}
+spec:
+  dataChannels:
+    - {{name: requests, direction: source, type: http, config: {{port: {port}}}}}
+    - {{name: nowhere, direction: sink, type: discard}}
+  scoringFlows:
+    - name: serve
+      mode: streaming
+      source: requests
+      sink: nowhere
+      steps: [{{type: map, set: {{seen: true}}}}]
+"""
+
+
+def running_jobs(server: Server, tmp: Path, count: int) -> list[str]:
+    """Start `count` never-ending jobs and wait until every one is RUNNING."""
+    ids = []
+    with httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as client:
+        for _ in range(count):
+            body = {
+                "pipeline": {"files": {"running.yaml": http_pipeline(free_port())}},
+                "base_dir": str(tmp),
+                "labels": {"bench": "running"},
+            }
+            answer = client.post("/api/v1/jobs", json=body)
+            assert answer.status_code == 201, answer.text
+            ids.append(answer.json()["id"])
+        deadline = time.monotonic() + 180
+        while True:
+            states = [client.get(f"/api/v1/jobs/{i}").json()["state"] for i in ids]
+            if all(s == "RUNNING" for s in states):
+                return ids
+            stuck = [s for s in states if s not in ("PENDING", "INSTALLING", "RUNNING")]
+            if time.monotonic() > deadline or stuck:
+                raise RuntimeError(f"running jobs did not all reach RUNNING: {states}")
+            time.sleep(0.2)
+
+
+def cancel_all(server: Server, ids: list[str]) -> None:
+    with httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as client:
+        for job_id in ids:
+            client.post(f"/api/v1/jobs/{job_id}/cancel")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            states = [client.get(f"/api/v1/jobs/{i}").json()["state"] for i in ids]
+            if all(s in ("SUCCEEDED", "FAILED", "CANCELLED") for s in states):
+                return
+            time.sleep(0.2)
+
+
+def start_latencies(server: Server, tmp: Path, count: int) -> list[float]:
+    """`count` timed starts of the small inline pipeline, each once the previous job ended."""
+    body = json.dumps(
+        {"pipeline": {"files": {"small.yaml": SMALL_PIPELINE}}, "base_dir": str(tmp)}
+    ).encode()
+    return isolated_starts(server, body, count)
+
+
+def start_bench(tmp: Path, args: argparse.Namespace) -> list[str]:
+    """Start latency (POST /api/v1/jobs to 201) with nothing running and with `--running` jobs
+    running on each server, one server per pre-processing mode of `--modes`, all up at once and
+    measured in alternation (start on A, start on B, ...), so a busy moment of the machine hits
+    every mode alike."""
+    verdicts: list[str] = []
+    modes = args.modes.split(",")
+    quiet: dict[str, list[float]] = {m: [] for m in modes}
+    busy: dict[str, list[float]] = {m: [] for m in modes}
+    loads: dict[str, str] = {}
+    with ExitStack() as stack:
+        servers = {}
+        for mode in modes:
+            extra = {
+                "TEKSCORE_MAX_RUNNING_JOBS": str(args.running + 8),
+                "TEKSCORE_PREPROCESS_WORKERS": "0" if mode == "thread" else mode.split("=")[-1],
+            }
+            home = tmp / f"start-home-{mode.replace('=', '')}"
+            servers[mode] = stack.enter_context(scheduler(home, extra))
+        loads["nothing running"] = uptime_short()
+        for _ in range(args.starts):
+            for mode in modes:
+                quiet[mode] += start_latencies(servers[mode], tmp, 1)
+        ids = {mode: running_jobs(servers[mode], tmp, args.running) for mode in modes}
+        try:
+            loads["running"] = uptime_short()
+            for _ in range(args.starts):
+                for mode in modes:
+                    busy[mode] += start_latencies(servers[mode], tmp, 1)
+            loads["running"] += " -> " + uptime_short()
+        finally:
+            for mode in modes:
+                cancel_all(servers[mode], ids[mode])
+    print(
+        f"\nStart latency, POST /api/v1/jobs -> 201 (inline -> map -> discard; {args.starts} "
+        f"starts per row, each once the previous job ended; the servers of every mode up at once,"
+        f" started in alternation), ms; running jobs: {args.running} streaming http flows per "
+        "server (one process each, reporting every 2 s)"
+    )
+    print(f"  {'pre-processing':<14} {'while':<20} {'p50':>8} {'p99':>8} {'max':>8}")
+    for when, table in (("nothing running", quiet), (f"{args.running} jobs running", busy)):
+        for mode in modes:
+            lat = sorted(table[mode])
+            print(
+                f"  {mode:<14} {when:<20} {quantile(lat, 0.5) * 1e3:>8.1f} "
+                f"{quantile(lat, 0.99) * 1e3:>8.1f} {max(lat) * 1e3:>8.1f}"
+            )
+    print(
+        f"  load average: {loads['nothing running']} (nothing running), "
+        f"{loads['running']} (jobs running)"
+    )
+    for mode in modes:
+        p99 = quantile(sorted(busy[mode]), 0.99) * 1e3
+        verdict = "ok" if p99 < TARGET_START_MS else "MISSED"
+        verdicts.append(
+            f"start p99 with {args.running} jobs running ({mode}): {p99:.1f} ms, "
+            f"{p99 / (quantile(sorted(quiet[mode]), 0.99) * 1e3):.1f}x nothing running "
+            f"(target < {TARGET_START_MS:g} ms): {verdict}"
+        )
+    return verdicts
+
+
+def uptime_short() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 # --------------------------------------------------------------------------- part 2: job
@@ -766,7 +980,7 @@ def job_bench(tmp: Path, iris: Path, args: argparse.Namespace) -> list[str]:
 def main() -> None:
     global args_records
     parser = argparse.ArgumentParser(description="scheduling server benchmark")
-    parser.add_argument("--part", choices=["api", "job", "all"], default="all")
+    parser.add_argument("--part", choices=["api", "job", "start", "all"], default="all")
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs stored for the API part")
     parser.add_argument("--duration", type=float, default=1.0, help="seconds per API measurement")
     parser.add_argument("--rounds", type=int, default=3, help="API measurement rounds (median)")
@@ -774,6 +988,19 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=20, help="POST /api/v1/jobs to time")
     parser.add_argument("--records", type=int, default=10_000, help="iris records to score")
     parser.add_argument("--repeat", type=int, default=3, help="iris job runs")
+    parser.add_argument(
+        "--full-jobs",
+        type=int,
+        default=100_000,
+        help="the newest jobs stored with their bundle, values and events (API part)",
+    )
+    parser.add_argument("--running", type=int, default=12, help="jobs running (start part)")
+    parser.add_argument(
+        "--modes",
+        default="thread,pool=1",
+        help="pre-processing modes of the start part: thread (TEKSCORE_PREPROCESS_WORKERS=0), "
+        "pool=N (N worker processes)",
+    )
     args = parser.parse_args()
     args_records = args.records
     print(uptime())
@@ -784,11 +1011,13 @@ def main() -> None:
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tekscore-bench-") as name:
         tmp = Path(name)
-        iris = iris_folder(tmp / "iris", args.records)
+        iris = iris_folder(tmp / "iris", args.records) if args.part != "start" else tmp
         if args.part in ("api", "all"):
             verdicts += api_bench(tmp, iris, args)
         if args.part in ("job", "all"):
             verdicts += job_bench(tmp, iris, args)
+        if args.part in ("start", "all"):
+            verdicts += start_bench(tmp, args)
     print()
     for line in verdicts:
         print(line)

@@ -142,6 +142,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Jobs running at once on the local backend; more wait PENDING, oldest first.",
     )
+    preprocess_workers: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="Worker processes pre-processing start and validate requests off the "
+        "server's event loop; 0: in a thread of the server.",
+    )
     max_server_processes: int = Field(
         default=128,
         ge=1,

@@ -5,6 +5,7 @@
     ├── JobFinished                409, the body is the job
     ├── IdempotencyConflict        409: the key was used with another body
     ├── BadCursor                  422: a list cursor this store never gave out
+    ├── PreprocessUnavailable      503: the pre-processing worker died with the request
     └── Unauthorized / Forbidden   401 / 403
 
 IR problems are `ir.IRValidationError` (422 with every error).
@@ -39,6 +40,10 @@ class IdempotencyConflict(SchedulerError):
 class BadCursor(SchedulerError):
     def __init__(self, cursor: str) -> None:
         super().__init__(f"not a valid cursor: {cursor!r}")
+
+
+class PreprocessUnavailable(SchedulerError):
+    """Pre-processing could not run (its worker process died with the request): retry."""
 
 
 class Unauthorized(SchedulerError):

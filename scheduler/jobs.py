@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,6 +32,7 @@ import structlog
 
 import ir
 from common.task_errors import Part
+from ir import Rendered
 from ir.bundle import JobBundle, render_bundle
 from scheduler import rules
 from scheduler.errors import IdempotencyConflict, JobFinished, JobNotFound
@@ -55,6 +56,8 @@ log = structlog.get_logger("scheduler.jobs")
 
 Listener = Callable[[JobRecord, Event], None]
 Endpoints = tuple[Mapping[str, str], Mapping[str, str]]  # (services, flows) -> URL
+Render = Callable[[JobBundle, JobLimits | None], Awaitable[Rendered]]
+"""Pre-processing of a bundle within the limits (`render_within`), run off the event loop."""
 
 
 def now() -> datetime:
@@ -69,6 +72,11 @@ class Prepared(NamedTuple):
     values: dict[str, Any]
 
 
+async def in_thread(bundle: JobBundle, limits: JobLimits | None) -> Rendered:
+    """`render_within` in a thread of this process (without `scheduler.workers`' pool)."""
+    return await asyncio.to_thread(render_within, bundle, limits)
+
+
 async def prepare_job(
     request: JobCreate,
     *,
@@ -78,14 +86,15 @@ async def prepare_job(
     base_dir: Path,
     backend: Callable[[str], BackendInfo],
     limits: JobLimits | None = None,
+    render: Render = in_thread,
 ) -> Prepared:
     """The bundle, the new PENDING job and the values of a start request; pre-processing runs
-    in a thread and raises `ir.IRValidationError` listing every problem (of the IR, or every
-    limit the job passes)."""
+    through `render` (a worker process, or a thread) and raises `ir.IRValidationError` listing
+    every problem (of the IR, or every limit the job passes)."""
     bundle = rules.make_bundle(
         request, job_id=job_id, globals_=globals_, channels=channels, base_dir=base_dir
     )
-    rendered = await asyncio.to_thread(render_within, bundle, limits)
+    rendered = await render(bundle, limits)
     bundle = bundle.model_copy(update={"content_hash": rendered.content_hash})
     flows = {
         f["name"]: FlowStatus(mode=f["mode"], shards=f["shards"] if f["mode"] == "batch" else 1)
@@ -118,8 +127,10 @@ class JobService:
         channels: dict[str, str],
         base_dir: Path | None = None,
         limits: JobLimits | None = None,
+        render: Render = in_thread,
     ) -> None:
         self.store = store
+        self.render = render
         self.globals = globals_
         self.channels = channels
         self.base_dir = base_dir or Path(os.getcwd())
@@ -159,6 +170,7 @@ class JobService:
             base_dir=self.base_dir,
             backend=self.runner.info,
             limits=self.limits,
+            render=self.render,
         )
         event = EventPublic(at=job.created_at, state=State.PENDING, reason="Created")
         key = (idempotency_key, digest) if idempotency_key is not None else None
@@ -188,7 +200,7 @@ class JobService:
             channels=self.channels,
             base_dir=self.base_dir,
         )
-        rendered = await asyncio.to_thread(render_within, bundle, self.limits)
+        rendered = await self.render(bundle, self.limits)
         redacted: dict[str, Any] = rules.redact(rendered.values)
         return redacted
 

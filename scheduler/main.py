@@ -2,8 +2,9 @@
 
 The lifespan reads the globals file and the channel registry, opens the configured backend's
 store and runner (local: the home folder's lock and SQLite store, the local runner; tekton: the
-Kubernetes client, the PipelineRun store with its watches, the Tekton runner), builds the one
-job service over them, and lets the runner pick up the unfinished jobs of a previous run.
+Kubernetes client, the PipelineRun store with its watches, the Tekton runner), starts the
+pre-processing worker (`scheduler.workers`), builds the one job service over them, and lets
+the runner pick up the unfinished jobs of a previous run.
 Nothing is created at import time.
 """
 
@@ -34,6 +35,7 @@ from scheduler.runners.base import Runner
 from scheduler.schemas import JobRecord
 from scheduler.states import Event
 from scheduler.stores.base import JobStore, StoreError
+from scheduler.workers import Renderer
 
 log = structlog.get_logger("scheduler")
 
@@ -145,12 +147,17 @@ def create_app(settings: Settings | None = None, *, runner: RunnerFactory | None
         async with AsyncExitStack() as stack:
             backend = await stack.enter_async_context(opened(settings))
             build_runner = runner or backend.runner
+            renderer = Renderer(settings.preprocess_workers)
+            renderer.start()
+            stack.push_async_callback(renderer.close)
+            app.state.renderer = renderer
             service = JobService(
                 store=backend.store,
                 runner=lambda service: build_runner(settings, service),
                 globals_=ir.load_globals(settings.globals_file),
                 channels=read_registry(settings.channels),
                 limits=JobLimits.from_settings(settings),
+                render=renderer.render,
             )
             stack.push_async_callback(service.close)
 

@@ -21,6 +21,7 @@ from scheduler.errors import (
     IdempotencyConflict,
     JobFinished,
     JobNotFound,
+    PreprocessUnavailable,
     Unauthorized,
 )
 
@@ -69,6 +70,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IdempotencyConflict)
     async def _conflict(request: Request, exc: IdempotencyConflict) -> JSONResponse:
         return _problem(409, str(exc))
+
+    @app.exception_handler(PreprocessUnavailable)
+    async def _unavailable(request: Request, exc: PreprocessUnavailable) -> JSONResponse:
+        return _problem(503, str(exc), {"Retry-After": "1"})
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
