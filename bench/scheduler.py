@@ -570,7 +570,7 @@ def api_bench(tmp: Path, iris: Path, args: argparse.Namespace) -> list[str]:
             [request_bytes("GET", "/api/v1/jobs?limit=50&label=team%3Dt3")],
         ),
         (
-            "  ... &label=run=r7 (1 in 10,000)",
+            f"  ... &label=run=r7 (1 in {args.jobs:,})",
             [request_bytes("GET", "/api/v1/jobs?limit=50&label=run%3Dr7")],
         ),
     ]

@@ -86,7 +86,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
 """
 
 
-_DRIVER_COUNT = 5_000
+_DRIVER_COUNT = 1_000
 
 
 @dataclass(frozen=True)
