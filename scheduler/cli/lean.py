@@ -1,7 +1,8 @@
 """Start-up trims of the `tekscore` command: what typer and httpx load that a command does not
 need.
 
-No I/O. Three things, applied by `scheduler.cli.main.main` before a command runs:
+No I/O but reading installed distributions' `entry_points.txt`. Applied by
+`scheduler.cli.main.main` before a command runs:
 
 - `without_httpx_cli()`: `import httpx` also imports httpx's own command-line tool
   (`httpx._main`: click, pygments, rich's progress and syntax modules), about a third of
@@ -22,6 +23,11 @@ No I/O. Three things, applied by `scheduler.cli.main.main` before a command runs
   single call of `tekscore status`) for every client, also one that talks plain http. For an
   `http://` server the CLI's client gets a transport whose TLS context has no CA loaded: no
   https connection could be verified with it, so it fails closed.
+- `entry_points(group)`: `importlib.metadata` imports the `email` package to read metadata
+  (about a third of `tekscore --help`'s time with the scan); the CLI only needs the
+  `entry_points.txt` of each installed distribution, read here the way `importlib.metadata`
+  finds them (every `*.dist-info` / `*.egg-info` folder on `sys.path`, the first of each
+  distribution name wins).
 - `for_listing(app)`: `tekscore --help` lists the commands, their one-line help only, but typer
   builds every command in full to print it (the signature and type hints of ~45 functions,
   half of `--help`'s time). The listing is made from a copy of the app whose commands and
@@ -217,3 +223,70 @@ def plain_http_transport() -> Any:
     import httpx
 
     return httpx.HTTPTransport(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    """An entry point as `importlib.metadata` gives it: `name`, `value` (`module:attr`)."""
+
+    name: str
+    value: str
+    group: str
+
+    def load(self) -> Any:
+        """The object the entry point names."""
+        import importlib
+
+        module, _, attr = self.value.partition("[")[0].partition(":")  # extras ignored
+        found: Any = importlib.import_module(module.strip())
+        for part in attr.strip().split(".") if attr.strip() else ():
+            found = getattr(found, part)
+        return found
+
+
+def entry_points(group: str) -> list[EntryPoint]:
+    """The entry points of `group` of every distribution on `sys.path`, in the order
+    `importlib.metadata.entry_points(group=...)` gives them."""
+    import os
+    import re
+
+    seen: set[str] = set()
+    found: list[EntryPoint] = []
+    for base in sys.path:
+        try:
+            names = os.listdir(base or ".")
+        except OSError:
+            continue
+        for name in names:
+            stem, dot, suffix = name.rpartition(".")
+            if not dot or suffix not in ("dist-info", "egg-info"):
+                continue
+            dist = re.sub(r"[-_.]+", "_", stem.partition("-")[0]).lower()
+            if dist in seen:
+                continue
+            seen.add(dist)
+            try:
+                with open(
+                    os.path.join(base or ".", name, "entry_points.txt"), encoding="utf-8"
+                ) as f:
+                    text = f.read()
+            except OSError:
+                continue
+            found.extend(_group(text, group))
+    return found
+
+
+def _group(text: str, group: str) -> list[EntryPoint]:
+    """The entries of `[group]` in an `entry_points.txt` (an ini file: `name = value`)."""
+    out = []
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif section == group and "=" in line:
+            key, _, value = line.partition("=")
+            out.append(EntryPoint(key.strip(), value.strip(), group))
+    return out

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from importlib.metadata import EntryPoint
+    from scheduler.cli.lean import EntryPoint
 
 GROUP = "tekscore.cli"
 _IR = "scheduler.cli.ir_commands"
@@ -42,9 +42,9 @@ BUILTIN: dict[str, str] = {
 
 
 def _plugins() -> dict[str, EntryPoint]:
-    from importlib.metadata import entry_points
+    from scheduler.cli.lean import entry_points
 
-    return {e.name: e for e in entry_points(group=GROUP)}
+    return {e.name: e for e in entry_points(GROUP)}
 
 
 def create_app(command: str | None = None) -> typer.Typer:

@@ -159,3 +159,16 @@ def test_tekscore_prints_what_typer_alone_prints(args: list[str]) -> None:
         plain.returncode,
     )
     assert lean.stdout or lean.stderr
+
+
+@pytest.mark.parametrize("group", ["tekscore.cli", "console_scripts", "pytest11"])
+def test_entry_points_are_importlib_metadatas(group: str) -> None:
+    from importlib.metadata import entry_points as from_metadata
+
+    from scheduler.cli.lean import entry_points
+
+    ours = [(e.name, e.value) for e in entry_points(group)]
+    assert ours == [(e.name, e.value) for e in from_metadata(group=group)]
+    assert ours  # the group is not empty here: the comparison compared entries
+    loaded = {e.name: e.load() for e in entry_points("tekscore.cli")}
+    assert loaded == {e.name: e.load() for e in from_metadata(group="tekscore.cli")}
