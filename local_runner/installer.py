@@ -340,7 +340,12 @@ class LocalInstaller:
         spare = None
         if self._taken is not None:  # the same process, handed to a warm spare
             spare = self._taken.hand_over(
-                args=command[1:], env=env, log_file=log, termination=said, memory_limit=memory_limit
+                kind=kind,
+                args=command[1:],
+                env=env,
+                log_file=log,
+                termination=said,
+                memory_limit=memory_limit,
             )
         if spare is not None:
             popen, command = spare.popen, spare.command

@@ -2,11 +2,12 @@
 "Warm spares").
 
 A `WarmPool` keeps one *set* of spares ready: `count` processes running `local_runner.spare`
-(the python family's libraries imported: the `tekscore` command, the scoring service, the flow,
-scikit-learn), all of them in a fresh folder `$TEKSCORE_HOME/spares/<id>/`, each in its own
-session (process group) and, when the server has a sandbox, in the very bubblewrap sandbox a
-job's process gets, that folder standing for the job's folder (read-only but its `tmp/`). Their
-environment is the one every job process starts from (`ChildEnv.base`), nothing of any job.
+(the python family's libraries imported: a service spare has `tekscore serve-model` and
+scikit-learn, a flow spare `tekscore flow run`; `ROLES`), all of them in a fresh folder
+`$TEKSCORE_HOME/spares/<id>/`, each in its own session (process group) and, when the server
+has a sandbox, in the very bubblewrap sandbox a job's process gets, that folder standing for
+the job's folder (read-only but its `tmp/`). Their environment is the one every job process
+starts from (`ChildEnv.base`), nothing of any job.
 
 A job's install takes the whole set when it is ready (`take`): the folder is renamed to the
 job's folder, so what the sandbox shows the spares *is* the job's folder and nothing else; each
@@ -45,23 +46,36 @@ from local_runner.sandbox import Sandbox
 SPARES = "spares"
 PRIVATE = "tmp"
 READY = b"ready"
-PYTHON_FAMILY = (
-    "scheduler.cli.main", "scoring_service.cli", "scoring_flow.cli", "scoring_flow.channel_cli",
-    "scoring_service.server", "scoring_service.models.sklearn", "scoring_flow.runner",
-    "scoring_flow.channels.file", "scoring_flow.channels.http", "scoring_flow.channels.inline",
+_RUNNING = (
     "uvicorn.loops.uvloop", "uvicorn.lifespan.on", "uvicorn.protocols.http.httptools_impl",
     "uvicorn.protocols.websockets.websockets_sansio_impl", "httpcore", "anyio.streams",
     "certifi", "concurrent.futures.thread",
+)  # fmt: skip
+SERVICE_FAMILY = (
+    "scheduler.cli.main", "scoring_service.cli", "scoring_service.server",
+    "scoring_service.models.sklearn", *_RUNNING,
     "sklearn", "joblib", "sklearn.linear_model", "sklearn.pipeline", "sklearn.preprocessing",
     "sklearn.ensemble", "sklearn.tree",
 )  # fmt: skip
-"""What a spare of the python family imports ahead: the two commands a job runs (`tekscore
-serve-model`, `tekscore flow run`), their machinery and what they import once running (uvicorn's
-protocols, the HTTP client's transport, the file, http and inline channels: measured as the
-modules a flow and a service import after these), and scikit-learn with its common models. A
-module that fails to import is only reported in the spare's log."""
-PYTHON_WARM_UPS = ("sklearn",)
-"""What it runs ahead (`local_runner.spare.WARM_UPS`): scikit-learn's first prediction."""
+"""What a service spare imports ahead: `tekscore serve-model` and its machinery, what it
+imports once running (uvicorn's protocols, measured as the modules a running service imports
+after these), and scikit-learn with its common models."""
+FLOW_FAMILY = (
+    "scheduler.cli.main", "scoring_flow.cli", "scoring_flow.channel_cli", "scoring_flow.runner",
+    "scoring_flow.channels.file", "scoring_flow.channels.http", "scoring_flow.channels.inline",
+    *_RUNNING,
+)  # fmt: skip
+"""What a flow spare imports ahead: `tekscore flow run`, its machinery and what a running flow
+imports (uvicorn's protocols, the HTTP client's transport, the file, http and inline channels)."""
+ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "service": (SERVICE_FAMILY, ("sklearn",)),
+    "flow": (FLOW_FAMILY, ()),
+}
+"""Each role's modules and warm-ups (`local_runner.spare.WARM_UPS`: `sklearn` scores a tiny
+pipeline once). A set's spares alternate service, flow, service...: a job's service goes to a
+service spare and its flow to a flow spare, either to the other role when none of its own is
+left (it then imports the rest itself, as a cold start does). A module that fails to import is
+only reported in the spare's log."""
 
 log = structlog.get_logger("local_runner.warm")
 
@@ -74,6 +88,7 @@ class Spare:
     channel: socket.socket
     command: list[str]
     log: Path
+    role: str
     ready: bool = False
 
     def alive(self) -> bool:
@@ -111,6 +126,7 @@ class TakenSet:
     def hand_over(
         self,
         *,
+        kind: str,
         args: Sequence[str],
         env: Mapping[str, str],
         log_file: Path,
@@ -119,9 +135,11 @@ class TakenSet:
     ) -> Spare | None:
         """Make the next spare the process `tekscore ARGS` would be, with exactly `env`; None
         when no spare is left (one that died is dropped and the next tried). In the sandbox the
-        `termination` record goes as a descriptor (the spare names it in the environment)."""
+        `termination` record goes as a descriptor (the spare names it in the environment). A
+        spare of the process's `kind` (service, flow) is preferred."""
         while self.spares:
-            spare = self.spares.pop(0)
+            spare = next((s for s in self.spares if s.role == kind), self.spares[0])
+            self.spares.remove(spare)
             if not spare.alive():
                 stop([spare])
                 continue
@@ -183,8 +201,6 @@ class WarmPool:
         environment: ChildEnv,
         sandbox: Sandbox | None,
         script: str,
-        preload: Sequence[str] = PYTHON_FAMILY,
-        warm_ups: Sequence[str] = PYTHON_WARM_UPS,
         python: str = sys.executable,
     ) -> None:
         self.folder = home / SPARES
@@ -192,8 +208,6 @@ class WarmPool:
         self.environment = environment
         self.sandbox = sandbox
         self.script = script
-        self.preload = tuple(preload)
-        self.warm_ups = tuple(warm_ups)
         self.python = python
         self._set: _Set | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -222,11 +236,13 @@ class WarmPool:
         self._watch = asyncio.get_running_loop().create_task(self._until_ready(self._set))
 
     def _spawn(self, folder: Path, index: int) -> Spare:
+        role = "service" if index % 2 == 0 else "flow"
+        preload, warm_ups = ROLES[role]
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         command = [
             self.python, "-P", "-m", "local_runner.spare", "--fd", str(theirs.fileno()),
-            "--script", self.script, "--preload", ",".join(self.preload),
-            "--warm-up", ",".join(self.warm_ups),
+            "--script", self.script, "--preload", ",".join(preload),
+            "--warm-up", ",".join(warm_ups),
         ]  # fmt: skip
         if self.sandbox is not None:
             command = self.sandbox.wrap(command, job_dir=folder, private=folder / PRIVATE)
@@ -250,7 +266,7 @@ class WarmPool:
         finally:
             theirs.close()
         ours.setblocking(False)
-        return Spare(popen=popen, channel=ours, command=command, log=spare_log)
+        return Spare(popen=popen, channel=ours, command=command, log=spare_log, role=role)
 
     async def _until_ready(self, spares: _Set) -> None:
         loop = asyncio.get_running_loop()
@@ -276,6 +292,7 @@ class WarmPool:
             "warm spares ready",
             spares=len(spares.spares),
             pids=[s.popen.pid for s in spares.spares],
+            roles=[s.role for s in spares.spares],
             seconds=round(time.monotonic() - spares.started, 3),
             sandboxed=self.sandbox is not None,
         )

@@ -27,17 +27,22 @@ FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 SERVER_SECRET = "test-secret"  # what Scheduler sets as TEKSCORE_SECRET
 
 
-def ready_sets(server: Scheduler) -> list[list[int]]:
-    """The pids of each set of spares the server said was ready, in order."""
-    sets = []
+def ready_events(server: Scheduler) -> list[dict[str, Any]]:
+    """The server's `warm spares ready` events, in order."""
+    events = []
     for line in server.log.read_text(errors="replace").splitlines():
         try:
             event = json.loads(line)
         except ValueError:
             continue
         if isinstance(event, dict) and event.get("event") == "warm spares ready":
-            sets.append([int(p) for p in event["pids"]])
-    return sets
+            events.append(event)
+    return events
+
+
+def ready_sets(server: Scheduler) -> list[list[int]]:
+    """The pids of each set of spares the server said was ready, in order."""
+    return [[int(p) for p in event["pids"]] for event in ready_events(server)]
 
 
 def wait_ready_sets(server: Scheduler, count: int, timeout: float = 120) -> list[list[int]]:
@@ -146,6 +151,12 @@ def test_the_iris_job_through_warm_spares_scores_as_a_cold_start_and_the_spares_
         "service iris": True,
         "flow classify": True,
     }
+    # each to the spare of its role: the service to the one with scikit-learn imported
+    roles = dict(zip(first, ready_events(warm)[0]["roles"], strict=True))
+    assert {e["process"]: roles[e["pid"]] for e in started(warm, warm_id)} == {
+        "service iris": "service",
+        "flow classify": "flow",
+    }
     assert {e["process"]: e["warm"] for e in started(cold, cold_id)} == {
         "service iris": False,
         "flow classify": False,
@@ -221,8 +232,9 @@ def test_a_spare_waits_sandboxed_and_serves_one_job_with_nothing_of_another(
         assert str(warm.home / "spares") in env["HOME"]
     first = spy_job(warm, land, "first", [])
     first_id = first["job"]["id"]
-    assert recorded_pids(warm, first_id) == {spares[0]}  # one process: the other spare stopped
-    assert not psutil.pid_exists(spares[1]) or psutil.Process(spares[1]).status() == "zombie"
+    # one process, a flow: the flow spare; the service spare was stopped
+    assert recorded_pids(warm, first_id) == {spares[1]}
+    assert not psutil.pid_exists(spares[0]) or psutil.Process(spares[0]).status() == "zombie"
     after = idle_set(warm)
     assert not set(after) & set(spares)
     first_dir = warm.home / "jobs" / first_id
@@ -233,7 +245,7 @@ def test_a_spare_waits_sandboxed_and_serves_one_job_with_nothing_of_another(
         [str(first_dir / "flows" / "f.json"), str(warm.home / "state.db")],
     )
     second_id = second["job"]["id"]
-    assert set(recorded_pids(warm, second_id)).isdisjoint({spares[0]})
+    assert set(recorded_pids(warm, second_id)).isdisjoint(spares)
     assert all(e["warm"] for e in started(warm, second_id))
     env = second["env"]
     assert env["TEKSCORE_JOB_ID"] == second_id
