@@ -78,31 +78,36 @@ def lighten(command: Any) -> int:
     except ImportError:
         return 0
 
-    @dataclass(frozen=True)
-    class Lean(RuntimeParam):
-        """A str that is a str, a bool that is a bool: as they are (what typer's adapters
-        return for them); a choice: typer's own check, with the message pydantic gives its
-        ValueError. Any other value goes to typer's adapter, built then."""
+    try:  # typer's RuntimeParam is a frozen dataclass of (parameter_info, annotation)
 
-        kind: str = "str"
+        @dataclass(frozen=True)
+        class Lean(RuntimeParam):
+            """A str that is a str, a bool that is a bool: as they are (what typer's adapters
+            return for them); a choice: typer's own check, with the message pydantic gives its
+            ValueError. Any other value goes to typer's adapter, built then."""
 
-        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
-            kind = type(value)
-            if (kind is str and self.kind == "str") or (kind is bool and self.kind == "bool"):
-                return value
-            if self.kind == "choice":
-                choices = param.type_descriptor.choices
-                case_sensitive = self.parameter_info.case_sensitive
-                try:
-                    return coerce_cli_choice(
-                        value, choices=choices, case_sensitive=case_sensitive, ctx=ctx
-                    )
-                except ValueError as exc:
-                    message = _escape_control_characters(f"Value error, {exc}")
-                    raise BadParameter(message, ctx=ctx, param=param) from exc
-            typer_own = build_runtime_param(param.type_descriptor)
-            param._runtime_param = typer_own
-            return typer_own._coerce_value(value, param=param, ctx=ctx)
+            kind: str = "str"
+
+            def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+                kind = type(value)
+                if (kind is str and self.kind == "str") or (kind is bool and self.kind == "bool"):
+                    return value
+                if self.kind == "choice":
+                    choices = param.type_descriptor.choices
+                    case_sensitive = self.parameter_info.case_sensitive
+                    try:
+                        return coerce_cli_choice(
+                            value, choices=choices, case_sensitive=case_sensitive, ctx=ctx
+                        )
+                    except ValueError as exc:
+                        message = _escape_control_characters(f"Value error, {exc}")
+                        raise BadParameter(message, ctx=ctx, param=param) from exc
+                typer_own = build_runtime_param(param.type_descriptor)
+                param._runtime_param = typer_own
+                return typer_own._coerce_value(value, param=param, ctx=ctx)
+
+    except TypeError:
+        return 0
 
     def lean(param: Any) -> bool:
         descriptor = getattr(param, "type_descriptor", None)
@@ -121,7 +126,7 @@ def lighten(command: Any) -> int:
             param._runtime_param = Lean(
                 annotation=descriptor.annotation, parameter_info=info, kind=kind
             )
-        except AttributeError:
+        except (AttributeError, TypeError):
             return False
         return True
 
