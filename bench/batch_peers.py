@@ -52,6 +52,7 @@ from venvs import ensure_venv
 _flow: Any = sibling("flow")
 _svc: Any = sibling("scoring_service")
 FEATURES: list[str] = _flow.FEATURES
+load_average = _flow.load_average
 
 PANDAS_SCRIPT = """
 import sys, time, joblib, pandas as pd
@@ -284,11 +285,6 @@ def run_flow(folder: Path, src: Path, url: str, n: int) -> tuple[Outcome, Path]:
     seconds = time.perf_counter() - began
     assert count == n, count
     return Outcome("tekscore flow", n / seconds, rate, peak), folder / "flow-out.jsonl"
-
-
-def load_average() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
 
 
 def one_size(

@@ -2,12 +2,15 @@
 versus the limit: one process that reads the same file, decodes, calls the model on chunks of the
 same size, and writes the results (no network, no framework).
 
-Run: `python bench/flow.py [--records 1000000] [--sweep-records 200000] [--no-sweep]`.
+Run: `python bench/flow.py [--records 1000000] [--sweep-records 200000] [--no-sweep]
+[--before /path/to/main/.venv/bin/tekscore]`.
 
-Prints records/s of both and the ratio (target: the flow with default settings at >= 50% of the
-limit), a sweep of batchSize x concurrency with the best setting, and the flow process's peak
-RSS (sampled from /proc every 50 ms) for a small and the large input, to show memory does not
-grow with the size of the source.
+Prints records/s of both and the ratio (target, issue 16: the flow with default settings at
+>= 1.0x the limit), the load average at each run, a sweep of batchSize x concurrency with the
+best setting, and the flow process's peak RSS (sampled from /proc every 50 ms) for a small and
+the large input, to show memory does not grow with the size of the source. `--before` also runs
+another checkout's flow (main's, for a before/after of a change) against the same service,
+interleaved with the limit and this checkout's flow, so all three see the same load.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -185,9 +189,10 @@ def run_flow_cpu(
     batch: int | None,
     concurrency: int | None,
     keep: bool = False,
+    tekscore: Path | None = None,
 ) -> tuple[float, int, int, float]:
     """`run_flow` plus the flow process's CPU seconds (start-up included); the output
-    (`folder/flow-out.jsonl`) is removed unless `keep`."""
+    (`folder/flow-out.jsonl`) is removed unless `keep`. `tekscore`: another checkout's."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = folder / "flow-out.jsonl"
     config: dict[str, Any] = {
@@ -207,7 +212,7 @@ def run_flow_cpu(
     log_path = folder / "flow.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [str(TEKSCORE), "flow", "run", str(path)],
+            [str(tekscore or TEKSCORE), "flow", "run", str(path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "TEKSCORE_LOG_FORMAT": "json", "TEKSCORE_PROGRESS_INTERVAL": "30"},
@@ -233,6 +238,34 @@ def run_flow_cpu(
     return n / (t1 - t0).total_seconds(), n, peak, cpu
 
 
+def load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
+
+
+@dataclass
+class Contender:
+    """One checkout's flow in the main comparison: its best rate and peak RSS, its lowest CPU
+    per record (the flow process's net of start-up, measured on the small input; the
+    service's), over the repeats."""
+
+    tekscore: Path | None
+    small_peak: int = 0
+    small_cpu: float = 0.0
+    rate: float = 0.0
+    peak: int = 0
+    cpu: float = float("inf")
+    cpu_service: float = float("inf")
+
+    def add(
+        self, rate: float, peak: int, cpu: float, service: float, *, small: int, n: int
+    ) -> None:
+        """One run over `n` records (the small run over `small` paid the same start-up)."""
+        self.rate, self.peak = max(self.rate, rate), max(self.peak, peak)
+        self.cpu = min(self.cpu, (cpu - self.small_cpu) / (n - small))
+        self.cpu_service = min(self.cpu_service, service)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -240,6 +273,9 @@ def main() -> None:
     parser.add_argument("--small-records", type=int, default=50_000)
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--repeat", type=int, default=2, help="best of N for the main pair")
+    parser.add_argument(
+        "--before", type=Path, help="another checkout's tekscore (main's), run as a before-version"
+    )
     args = parser.parse_args()
     # the limit runs in this process with the allocator tuned as in the flow process, so both
     # sides keep freed memory for their next chunk (without it glibc's thresholds would depend
@@ -255,48 +291,66 @@ def main() -> None:
 
         service = Service(model, folder)
         try:
-            # limit and flow alternate `repeat` times and the best of each is kept: this machine
-            # may be shared, and noise only ever slows a run down
+            # limit and flow(s) alternate `repeat` times and the best of each is kept: this
+            # machine may be shared, and noise only ever slows a run down
             small = folder / "small.jsonl"
             write_records(small, args.small_records)
-            _, _, small_peak, small_cpu = run_flow_cpu(
-                folder=folder, src=small, url=service.url, batch=None, concurrency=None
-            )
-            base, rate, peak = 0.0, 0.0, 0
-            cpu_limit = cpu_flow = cpu_service = float("inf")
-            for _ in range(args.repeat):
+            flows = {"flow": Contender(None)}
+            if args.before is not None:
+                flows["before"] = Contender(args.before)
+            for contender in flows.values():
+                _, _, contender.small_peak, contender.small_cpu = run_flow_cpu(
+                    folder=folder,
+                    src=small,
+                    url=service.url,
+                    batch=None,
+                    concurrency=None,
+                    tekscore=contender.tekscore,
+                )
+            base, cpu_limit = 0.0, float("inf")
+            for i in range(args.repeat):
                 b, c = limit_cpu(model, src, folder / "limit-out.jsonl", DEFAULT_BATCH)
                 base, cpu_limit = max(base, b), min(cpu_limit, c)
-                s0 = service.cpu()
-                r, n, p, c = run_flow_cpu(
-                    folder=folder, src=src, url=service.url, batch=None, concurrency=None
-                )
-                assert n == args.records, n
-                cpu_service = min(cpu_service, (service.cpu() - s0) / n)
-                # net of start-up: the small run pays the same start-up
-                cpu_flow = min(cpu_flow, (c - small_cpu) / (n - args.small_records))
-                rate, peak = max(rate, r), max(peak, p)
+                print(f"  run {i + 1}: limit {b:,.0f} records/s; {load_average()}", flush=True)
+                for name, contender in flows.items():
+                    s0 = service.cpu()
+                    r, n, p, c = run_flow_cpu(
+                        folder=folder,
+                        src=src,
+                        url=service.url,
+                        batch=None,
+                        concurrency=None,
+                        tekscore=contender.tekscore,
+                    )
+                    assert n == args.records, n
+                    contender.add(r, p, c, (service.cpu() - s0) / n, small=args.small_records, n=n)
+                    print(
+                        f"  run {i + 1}: {name} {r:,.0f} records/s ({r / b:.2f}x); {load_average()}"
+                    )
             print(
                 f"limit (1 process, decode -> predict+proba -> encode, chunks of {DEFAULT_BATCH}): "
-                f"{base:,.0f} records/s"
+                f"{base:,.0f} records/s (best of {args.repeat})"
             )
+            for name, f in flows.items():
+                print(
+                    f"{name} (defaults batchSize={DEFAULT_BATCH} concurrency={DEFAULT_CONCURRENCY}"
+                    f"{', ' + str(f.tekscore) if f.tekscore else ''}): {f.rate:,.0f} records/s  "
+                    f"ratio {f.rate / base:.2f}x  peak RSS {f.peak / 1024:.0f} MiB"
+                )
+                print(
+                    f"  CPU per record (less load-dependent): limit {cpu_limit * 1e6:.1f} us; flow "
+                    f"process {f.cpu * 1e6:.1f} us + scoring service {f.cpu_service * 1e6:.1f} us "
+                    f"(with two idle cores the flow is bounded by "
+                    f"{1 / max(f.cpu, f.cpu_service):,.0f} records/s = "
+                    f"{cpu_limit / max(f.cpu, f.cpu_service):.0%} of the limit)"
+                )
+            flow = flows["flow"]
             print(
-                f"flow (defaults batchSize={DEFAULT_BATCH} concurrency={DEFAULT_CONCURRENCY}): "
-                f"{rate:,.0f} records/s  ratio {rate / base:.0%}  peak RSS {peak / 1024:.0f} MiB"
-            )
-            print(
-                f"CPU per record (load-independent): limit {cpu_limit * 1e6:.1f} us; flow "
-                f"process {cpu_flow * 1e6:.1f} us + scoring service {cpu_service * 1e6:.1f} us "
-                f"(with two idle cores the flow is bounded by "
-                f"{1 / max(cpu_flow, cpu_service):,.0f} records/s = "
-                f"{cpu_limit / max(cpu_flow, cpu_service):.0%} of the limit)"
-            )
-
-            print(
-                f"memory: peak RSS {small_peak / 1024:.0f} MiB for {args.small_records:,} "
-                f"records vs {peak / 1024:.0f} MiB for {args.records:,} ({size_mib:.0f} MiB "
+                f"memory: peak RSS {flow.small_peak / 1024:.0f} MiB for {args.small_records:,} "
+                f"records vs {flow.peak / 1024:.0f} MiB for {args.records:,} ({size_mib:.0f} MiB "
                 "input): bounded by batchSize x concurrency, not by the source"
             )
+            cpu_flow, small_cpu = flow.cpu, flow.small_cpu
 
             if not args.no_sweep:
                 sweep_src = folder / "sweep.jsonl"
