@@ -238,6 +238,28 @@ def run_flow_cpu(
     return n / (t1 - t0).total_seconds(), n, peak, cpu
 
 
+def run_against(
+    service: Service,
+    folder: Path,
+    src: Path,
+    *,
+    batch: int | None = None,
+    concurrency: int | None = None,
+    tekscore: Path | None = None,
+) -> tuple[float, int, int, float, float]:
+    """`run_flow_cpu` against `service`, plus the service's CPU seconds per record of the run."""
+    s0 = service.cpu()
+    rate, n, peak, cpu = run_flow_cpu(
+        folder=folder,
+        src=src,
+        url=service.url,
+        batch=batch,
+        concurrency=concurrency,
+        tekscore=tekscore,
+    )
+    return rate, n, peak, cpu, (service.cpu() - s0) / n
+
+
 def load_average() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
@@ -299,13 +321,8 @@ def main() -> None:
             if args.before is not None:
                 flows["before"] = Contender(args.before)
             for contender in flows.values():
-                _, _, contender.small_peak, contender.small_cpu = run_flow_cpu(
-                    folder=folder,
-                    src=small,
-                    url=service.url,
-                    batch=None,
-                    concurrency=None,
-                    tekscore=contender.tekscore,
+                _, _, contender.small_peak, contender.small_cpu, _ = run_against(
+                    service, folder, small, tekscore=contender.tekscore
                 )
             base, cpu_limit = 0.0, float("inf")
             for i in range(args.repeat):
@@ -313,17 +330,9 @@ def main() -> None:
                 base, cpu_limit = max(base, b), min(cpu_limit, c)
                 print(f"  run {i + 1}: limit {b:,.0f} records/s; {load_average()}", flush=True)
                 for name, contender in flows.items():
-                    s0 = service.cpu()
-                    r, n, p, c = run_flow_cpu(
-                        folder=folder,
-                        src=src,
-                        url=service.url,
-                        batch=None,
-                        concurrency=None,
-                        tekscore=contender.tekscore,
-                    )
+                    r, n, p, c, sc = run_against(service, folder, src, tekscore=contender.tekscore)
                     assert n == args.records, n
-                    contender.add(r, p, c, (service.cpu() - s0) / n, small=args.small_records, n=n)
+                    contender.add(r, p, c, sc, small=args.small_records, n=n)
                     print(
                         f"  run {i + 1}: {name} {r:,.0f} records/s ({r / b:.2f}x); {load_average()}"
                     )
@@ -365,16 +374,11 @@ def main() -> None:
                 for batch in (256, 1024, 2048, 4096):
                     for conc in (1, 2, 4):
                         lim = limit(model, sweep_src, folder / "limit-out.jsonl", batch)
-                        s0 = service.cpu()
-                        r, n, _, c = run_flow_cpu(
-                            folder=folder,
-                            src=sweep_src,
-                            url=service.url,
-                            batch=batch,
-                            concurrency=conc,
+                        r, n, _, c, sc = run_against(
+                            service, folder, sweep_src, batch=batch, concurrency=conc
                         )
                         flow_us = (c - startup) / n * 1e6
-                        service_us = (service.cpu() - s0) / n * 1e6
+                        service_us = sc * 1e6
                         bound = cpu_limit * 1e6 / max(flow_us, service_us)
                         results.append((bound, r / lim, r, batch, conc))
                         print(
