@@ -155,6 +155,7 @@ class TakenSet:
             if self.sandboxed:
                 fds.append(os.open(termination, os.O_WRONLY | os.O_CREAT, 0o644))
             try:
+                spare.channel.settimeout(5.0)  # a large environment may not fit the buffer at once
                 socket.send_fds(spare.channel, [json.dumps(order).encode()], fds)
             except OSError as exc:
                 log.warning("warm spare lost", pid=spare.popen.pid, error=str(exc))
