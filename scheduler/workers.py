@@ -16,12 +16,18 @@ boundary pickled (a few kB).
 - A worker that dies (killed, out of memory, a crash in a C extension) fails the requests it
   had with `PreprocessUnavailable` (503, retry), and the pool is replaced: the server itself
   never runs a request that killed a worker, and the next request gets a fresh worker.
+- A server that dies without closing the pool (SIGKILL) leaves no worker behind: a worker's
+  parent is the fork server, and its queues never see the end of file, so each worker watches
+  the server's pid (every `_WATCH` seconds) and exits when it is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -34,6 +40,33 @@ from scheduler.limits import JobLimits, render_within
 log = structlog.get_logger("scheduler.workers")
 
 _PRELOAD = ["scheduler.limits"]
+_WATCH = 1.0
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def _watch(server: int) -> None:
+    """In a worker: exit when the server process is gone."""
+    while _alive(server):
+        time.sleep(_WATCH)
+    os._exit(0)
+
+
+def _init(server: int) -> None:
+    threading.Thread(target=_watch, args=(server,), daemon=True, name="server-watch").start()
 
 
 def _render(bundle: JobBundle, limits: JobLimits | None) -> Rendered | list[Issue]:
@@ -66,7 +99,12 @@ class Renderer:
     def _new_pool(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(_PRELOAD)
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=context,
+            initializer=_init,
+            initargs=(os.getpid(),),
+        )
 
     async def render(self, bundle: JobBundle, limits: JobLimits | None) -> Rendered:
         """`render_within(bundle, limits)`, off the event loop; `IRValidationError` as it

@@ -142,6 +142,42 @@ async def test_the_api_answers_503_when_the_worker_died_and_201_on_retry(api: Ap
     assert len(listed) == 2, "the refused start stored nothing"
 
 
+_DIES = """
+import asyncio, sys
+from pathlib import Path
+from tests.scheduler.test_workers import bundle_of, limits_for
+from scheduler.workers import Renderer
+
+async def main():
+    renderer = Renderer(1)
+    folder = Path(sys.argv[1])
+    await renderer.render(bundle_of(folder), limits_for(folder))
+    print(*renderer.pids(), flush=True)
+
+asyncio.run(main())
+import os
+os._exit(0)  # as a SIGKILL would: no shutdown of the pool
+"""
+
+
+def test_a_server_that_dies_without_closing_leaves_no_worker(iris: Path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", _DIES, str(iris)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        check=True,
+    )
+    pids = [int(p) for p in done.stdout.split()]
+    assert pids, done.stderr
+    wait_gone(pids)
+
+
 async def test_closing_stops_the_workers(iris: Path):
     renderer = Renderer(2)
     renderer.start()
