@@ -130,9 +130,9 @@ def test_the_pipeline_timeout_fails_a_job_that_outlives_it(
         PLATFORM_NS,
         "--reuse-values",
         "--set",
-        "timeouts.pipeline=45",
+        "timeouts.pipeline=120",
         "--set",
-        "timeouts.finally=30",
+        "timeouts.finally=90",  # the uninstall pod's start and helm: >30 s at load 15
         "--wait",
     )
     try:
@@ -144,12 +144,12 @@ def test_the_pipeline_timeout_fails_a_job_that_outlives_it(
         job_id = submit(jobs, iris_copy, "on-demand.yaml")  # streaming: never ends by itself
         run = cluster.get("-n", JOBS_NS, "pipelinerun", job_id)
         assert {k: seconds(v) for k, v in run["spec"]["timeouts"].items()} == {
-            "pipeline": 45,
-            "tasks": 15,
-            "finally": 30,
+            "pipeline": 120,
+            "tasks": 30,
+            "finally": 90,
         }
         with Reasons(cluster, job_id) as reasons:
-            job = jobs.wait(job_id, timeout=180)
+            job = jobs.wait(job_id, timeout=300)
         assert reasons.seen[-1] == ("False", "PipelineRunTimeout"), reasons.seen
         assert job["state"] == "FAILED", job
         assert job["reason"] == "PipelineRunTimeout", job

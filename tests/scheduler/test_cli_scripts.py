@@ -213,6 +213,10 @@ def test_usage_errors_exit_2(server: Scheduler, args: list[str]) -> None:
     assert "Usage: tekscore" in result.stderr
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_list_watch_prints_each_change_as_one_json_line(server: Scheduler, iris: Path) -> None:
     env = {**os.environ, "TEKSCORE_SERVER": server.url, "TEKSCORE_TOKEN": TOKEN}
     with (
@@ -222,6 +226,9 @@ def test_list_watch_prints_each_change_as_one_json_line(server: Scheduler, iris:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            # a shell's background job ignores SIGINT, and Python keeps an ignored SIGINT:
+            # give the watch Ctrl-C's default whatever runs the suite
+            preexec_fn=_default_sigint,
         ) as watcher,
         ends(watcher),
     ):
