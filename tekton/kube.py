@@ -193,6 +193,16 @@ def policy(*, attempts: int = 5, first: float = 0.2, longest: float = 10.0) -> P
     )
 
 
+async def _body(response: aiohttp.ClientResponse, what: str) -> bytes:
+    """The whole body of an answer, the response released; `Unreachable` when it breaks off."""
+    try:
+        return await response.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise Unreachable(f"{what}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        response.release()
+
+
 class Kube:
     """Calls to the Kubernetes API on raw JSON objects, each retried on transient errors by
     `policy`; build with `await connect()` (or around an `ApiClient` in tests); `close()` (or
@@ -259,12 +269,7 @@ class Kube:
             raise Unreachable(f"{what}: {type(exc).__name__}: {exc}") from exc
         response: aiohttp.ClientResponse = answer.response
         if response.status >= 400:
-            try:
-                data = await response.read()
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise Unreachable(f"{what}: {type(exc).__name__}: {exc}") from exc
-            finally:
-                response.release()
+            data = await _body(response, what)
             raise api_error(response.status, _status_message(data), what=what)
         return response
 
@@ -289,12 +294,7 @@ class Kube:
                     content_type=content_type,
                     request_timeout=request_timeout,
                 )
-                try:
-                    data = await response.read()
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    raise Unreachable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-                finally:
-                    response.release()
+                data = await _body(response, f"{method} {path}")
                 value = orjson.loads(data) if data else {}
                 return value if isinstance(value, dict) else {}
         raise AssertionError("unreachable")  # pragma: no cover
@@ -356,12 +356,7 @@ class Kube:
             query.append(("previous", "true"))
         path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
         response = await self._send("GET", path, query=query, accept="*/*")
-        try:
-            data = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Unreachable(f"GET {path}: {type(exc).__name__}: {exc}") from exc
-        finally:
-            response.release()
+        data = await _body(response, f"GET {path}")
         return data.decode("utf-8", "replace")
 
     async def watch(
