@@ -126,8 +126,8 @@ class LocalRunner:
         self.sandbox = sandbox
         self.max_running_jobs = max_running_jobs
         self.max_server_processes = max_server_processes
-        self._queue: list[str] = []  # PENDING jobs waiting for room, oldest first
-        self._needs: dict[str, int] = {}  # each queued job's processes, counted once
+        # PENDING jobs waiting for room, oldest first, with the processes each runs (counted once)
+        self._queue: dict[str, int] = {}
         self._holding: dict[str, int] = {}  # jobs whose processes run (or may): how many
         self._pumping = asyncio.Lock()
         self._pumps: set[asyncio.Task[None]] = set()
@@ -165,16 +165,14 @@ class LocalRunner:
         """Queue the job; it starts at once when there is room."""
         need = await self._processes(job.id)
         async with self._pumping:
-            self._queue.append(job.id)
-            self._needs[job.id] = need
+            self._queue[job.id] = need
         await self._pump()
 
     async def _pump(self) -> None:
         """Start queued jobs, oldest first, while they fit."""
         async with self._pumping:
             while self._queue and not self._closing:
-                job_id = self._queue[0]
-                need = self._needs[job_id]
+                job_id, need = next(iter(self._queue.items()))
                 running, used = len(self._holding), sum(self._holding.values())
                 if running >= self.max_running_jobs or (
                     running and used + need > self.max_server_processes
@@ -190,8 +188,7 @@ class LocalRunner:
                             processes=need,
                         )
                     return
-                self._queue.pop(0)
-                self._needs.pop(job_id)
+                del self._queue[job_id]
                 self._told.discard(job_id)
                 self._spawn(
                     job_id, self._run(job_id, self._installer(job_id), resume_wait=False), need
@@ -227,8 +224,7 @@ class LocalRunner:
         async with self._pumping:
             queued = job_id in self._queue
             if queued:
-                self._queue.remove(job_id)
-                self._needs.pop(job_id)
+                del self._queue[job_id]
                 self._told.discard(job_id)
         if queued:  # cancelled while waiting: nothing to stop, its finally task ends it
             self._spawn(job_id, self._finally_only(job_id, self._installer(job_id)))
@@ -347,8 +343,7 @@ class LocalRunner:
             installer = self._installer(job.id)
             if job.state == State.PENDING:
                 bound.info("job resumed: queued")
-                self._needs[job.id] = await self._processes(job.id)
-                self._queue.append(job.id)
+                self._queue[job.id] = await self._processes(job.id)
             elif job.state == State.INSTALLING:
                 bound.warning("job failed: the scheduler restarted during its install task")
                 await self._restarted(
