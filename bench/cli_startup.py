@@ -102,6 +102,16 @@ def import_profile(command: list[str], env: dict[str, str]) -> list[tuple[int, s
     return out
 
 
+def wait_ended(url: str, job_id: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        answer = httpx.get(f"{url}/api/v1/jobs/{job_id}", headers=AUTH, timeout=10)
+        if answer.json()["state"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"job {job_id} did not end in 60 s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="tekscore start-up benchmark")
     parser.add_argument("--runs", type=int, default=20)
@@ -116,7 +126,9 @@ def main() -> None:
         print("(the machine is busy: wall times will be noisy; the CPU column less so)")
     with (
         tempfile.TemporaryDirectory(prefix="tekscore-bench-") as name,
-        scheduler(Path(name) / "home") as server,
+        # no warm spares: their start (two processes importing scikit-learn) would compete
+        # with the command measured for the machine's two cores
+        scheduler(Path(name) / "home", {"TEKSCORE_WARM_RUNTIMES": "0"}) as server,
     ):
         started = httpx.post(
             server.url + "/api/v1/jobs",
@@ -126,6 +138,7 @@ def main() -> None:
         )
         started.raise_for_status()
         job_id = started.json()["id"]
+        wait_ended(server.url, job_id)  # its processes gone before anything is timed
         env = {**os.environ, "TEKSCORE_SERVER": server.url, "TEKSCORE_TOKEN": TOKEN}
         python = sys.executable
         print(f"{args.runs} runs each:")

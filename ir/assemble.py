@@ -128,7 +128,9 @@ def assemble(
     values = {
         "job": dict(job),
         "scoringServices": [
-            dump(ServiceValues.model_validate(services[n])) for n in sorted(services)
+            dump(ServiceValues.model_validate(services[n]))
+            for n in sorted(services)
+            if services[n]["models"]  # none left: each was unknown, reported above
         ],
         "scoringFlows": sorted(out_flows, key=lambda f: f["name"]),
     }

@@ -28,6 +28,10 @@ No I/O but reading installed distributions' `entry_points.txt`. Applied by
   `entry_points.txt` of each installed distribution, read here the way `importlib.metadata`
   finds them (every `*.dist-info` / `*.egg-info` folder on `sys.path`, the first of each
   distribution name wins).
+- `exit_now(code)`: once a short client command (`status`, `list`, ...) has printed its answer,
+  the interpreter's own finalization (tearing down ~230 modules and collecting their objects)
+  costs about a fifth of the command's time. Its exit handlers are run and its output flushed,
+  then the process ends at once; when flushing fails (a closed pipe), the normal exit is taken.
 - `for_listing(app)`: `tekscore --help` lists the commands, their one-line help only, but typer
   builds every command in full to print it (the signature and type hints of ~45 functions,
   half of `--help`'s time). The listing is made from a copy of the app whose commands and
@@ -36,7 +40,9 @@ No I/O but reading installed distributions' `entry_points.txt`. Applied by
 
 from __future__ import annotations
 
+import atexit
 import copy
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +71,30 @@ def without_httpx_cli() -> None:
 
     stand_in.main = main  # type: ignore[attr-defined]
     sys.modules[_HTTPX_CLI] = stand_in
+
+
+def exit_code(code: object) -> int:
+    """The process status `raise SystemExit(code)` gives (None 0, an int itself, any other
+    value 1, printed to stderr)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    sys.stderr.write(f"{code}\n")
+    return 1
+
+
+def exit_now(code: object) -> None:
+    """End the process with `code` now, skipping the interpreter's finalization (see the module
+    docstring); exit handlers run and output is flushed first."""
+    status = exit_code(code)
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        raise SystemExit(status) from None
+    os._exit(status)
 
 
 def lighten(command: Any) -> int:

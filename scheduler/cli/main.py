@@ -39,6 +39,8 @@ BUILTIN: dict[str, str] = {
     "cancel": _JOBS,
     "logs": _JOBS,
 }
+# Commands that print an answer and end: the process ends as soon as they have (`lean.exit_now`)
+CLIENT = frozenset({"validate", "render", "schema", "submit", "status", "list", "events", "cancel"})
 
 
 def _plugins() -> dict[str, EntryPoint]:
@@ -84,10 +86,11 @@ def main() -> None:
     """Console-script entry point: the app's click command, with the start-up trims of
     `scheduler.cli.lean` (httpx without its own CLI, str, bool and choice parameters checked
     without pydantic, only the command that runs built, the root help listed from
-    parameterless copies of the commands)."""
+    parameterless copies of the commands, the process ended as soon as a client command has
+    answered)."""
     from typer.main import get_command
 
-    from scheduler.cli.lean import for_listing, lighten, only, without_httpx_cli
+    from scheduler.cli.lean import exit_now, for_listing, lighten, only, without_httpx_cli
 
     without_httpx_cli()
     args = sys.argv[1:]
@@ -96,4 +99,10 @@ def main() -> None:
     app = for_listing(app) if args[:1] in ([], ["--help"]) else only(app, args[0])
     command = get_command(app)
     lighten(command)
+    if not args or args[0] in CLIENT or args[0] == "--help":
+        try:
+            command()
+        except SystemExit as done:
+            exit_now(done.code)
+        exit_now(0)
     command()

@@ -75,6 +75,14 @@ def test_a_service_naming_an_unknown_model_lists_the_known(write):
     assert issue.endswith("spec.models[1]: unknown model 'ghost'; known: m")
 
 
+def test_a_service_whose_every_model_is_unknown_is_reported_not_a_crash(write):
+    """Its models all unknown, the service has none left: the unknown model is the one issue
+    (it was a pydantic error escaping pre-processing: a traceback, a 500 through the API)."""
+    path = write("p.yaml", join(MINIMAL, doc("ScoringService", "s", "models: [ghost]")))
+    [issue] = issues_of(path)
+    assert issue.endswith("spec.models[0]: unknown model 'ghost'; known: m")
+
+
 def test_secret_references_are_collected_and_never_inlined(write):
     kafka = doc(
         "DataChannel",

@@ -131,6 +131,9 @@ PLAIN_TEKSCORE = (
         [],
         ["status", "--help"],
         ["status"],
+        ["status", "j-unreachable"],
+        ["validate", "examples/iris/batch.yaml"],
+        ["validate", "examples/iris/streaming.yaml", "examples/iris/batch.yaml"],
         ["list", "-o", "xml"],
         ["list", "--limit", "0"],
         ["submit", "x.yaml", "-p", "no-equals-sign"],
@@ -159,6 +162,32 @@ def test_tekscore_prints_what_typer_alone_prints(args: list[str]) -> None:
         plain.returncode,
     )
     assert lean.stdout or lean.stderr
+
+
+@pytest.mark.parametrize(("code", "status"), [(None, 0), (3, 3), ("bad input", 1)])
+def test_exit_now_flushes_output_and_runs_exit_handlers(
+    tmp_path: Path, code: object, status: int
+) -> None:
+    """A client command's early exit loses nothing: output still in Python's buffers (stdout is
+    a pipe) is written, exit handlers run, and the status is what `SystemExit(code)` gives."""
+    marker = tmp_path / "handler-ran"
+    script = textwrap.dedent(
+        f"""
+        import atexit, pathlib, sys
+        from scheduler.cli.lean import exit_now
+        atexit.register(lambda: pathlib.Path({str(marker)!r}).write_text("yes"))
+        sys.stdout.write("x" * 100_000)
+        exit_now({code!r})
+        print("not reached")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == status
+    assert result.stdout == "x" * 100_000
+    assert result.stderr == ("bad input\n" if status == 1 else "")
+    assert marker.read_text() == "yes"
 
 
 @pytest.mark.parametrize("group", ["tekscore.cli", "console_scripts", "pytest11"])
