@@ -81,10 +81,26 @@ class Jobs:
                 )
             return None
 
-        found: dict[str, Any] = wait_for(
-            f"job {job_id} to reach {wanted}", reached, timeout=timeout, interval=0.3
-        )
+        try:
+            found: dict[str, Any] = wait_for(
+                f"job {job_id} to reach {wanted}", reached, timeout=timeout, interval=0.3
+            )
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}\n{self.situation(job_id)}") from None
         return found
+
+    def situation(self, job_id: str) -> str:
+        """What a failed wait shows: the job, its events, and what kubectl shows of its pods,
+        Jobs and TaskRuns and the namespace's events."""
+        parts = [f"job: {json.dumps(self.get(job_id))[:3000]}"]
+        parts.append(f"job events: {json.dumps(self.events(job_id))[-3000:]}")
+        for what in (
+            ["get", "pods,jobs,taskruns", "-o", "wide"],
+            ["get", "events", "--sort-by=.lastTimestamp"],
+        ):
+            shown = self.cluster.kubectl("-n", JOBS_NS, *what, check=False)
+            parts.append(f"kubectl {' '.join(what)}:\n{(shown.stdout + shown.stderr)[-4000:]}")
+        return "\n".join(parts)
 
     def wait_task(self, job_id: str, task: str, *, timeout: float = 180) -> dict[str, Any]:
         """Poll until the job runs `task` (install, wait, finally)."""
