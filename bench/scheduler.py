@@ -782,20 +782,21 @@ def start_bench(tmp: Path, args: argparse.Namespace) -> list[str]:
             }
             home = tmp / f"start-home-{mode.replace('=', '')}"
             servers[mode] = stack.enter_context(scheduler(home, extra))
-        for mode in modes:
-            settle(servers[mode])
-        loads["nothing running"] = uptime_short()
-        for _ in range(args.starts):
-            for mode in modes:
-                quiet[mode] += start_latencies(servers[mode], tmp, 1)
-        ids = {mode: running_jobs(servers[mode], tmp, args.running) for mode in modes}
-        try:
+
+        def starts(into: dict[str, list[float]]) -> None:
+            """Once every server's warm spares are ready, `--starts` starts on each, alternating."""
             for mode in modes:
                 settle(servers[mode])
-            loads["running"] = uptime_short()
             for _ in range(args.starts):
                 for mode in modes:
-                    busy[mode] += start_latencies(servers[mode], tmp, 1)
+                    into[mode] += start_latencies(servers[mode], tmp, 1)
+
+        loads["nothing running"] = uptime_short()
+        starts(quiet)
+        ids = {mode: running_jobs(servers[mode], tmp, args.running) for mode in modes}
+        try:
+            loads["running"] = uptime_short()
+            starts(busy)
             loads["running"] += " -> " + uptime_short()
         finally:
             for mode in modes:

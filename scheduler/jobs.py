@@ -182,7 +182,7 @@ class JobService:
                 raise
             return await self._replay(idempotency_key or "", digest, seen)
         log.info("job created", job_id=job.id, pipeline=job.pipeline, content_hash=job.content_hash)
-        await self.runner.start(job)
+        await self.runner.start(job, values)
         return job, True
 
     async def _replay(self, key: str, digest: str, seen: tuple[str, str]) -> tuple[JobRecord, bool]:

@@ -282,7 +282,6 @@ class EntryPoint:
 def entry_points(group: str) -> list[EntryPoint]:
     """The entry points of `group` of every distribution on `sys.path`, in the order
     `importlib.metadata.entry_points(group=...)` gives them."""
-    import os
     import re
 
     seen: set[str] = set()

@@ -99,10 +99,9 @@ def main() -> None:
     app = for_listing(app) if args[:1] in ([], ["--help"]) else only(app, args[0])
     command = get_command(app)
     lighten(command)
-    if not args or args[0] in CLIENT or args[0] == "--help":
-        try:
-            command()
-        except SystemExit as done:
+    try:
+        command()
+    except SystemExit as done:
+        if not args or args[0] in CLIENT or args[0] == "--help":
             exit_now(done.code)
-        exit_now(0)
-    command()
+        raise

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scheduler.schemas import BackendInfo, JobRecord
 
@@ -38,8 +38,8 @@ class Runner(Protocol):
         """Where a job runs (for its status)."""
         ...
 
-    async def start(self, job: JobRecord) -> None:
-        """Begin the new job's pipeline."""
+    async def start(self, job: JobRecord, values: dict[str, Any]) -> None:
+        """Begin the new job's pipeline (`values`: its values as pre-processed, also stored)."""
         ...
 
     async def stop(self, job: JobRecord) -> None:

@@ -161,9 +161,9 @@ class LocalRunner:
             warm=self.warm,
         )
 
-    async def start(self, job: JobRecord) -> None:
+    async def start(self, job: JobRecord, values: dict[str, Any]) -> None:
         """Queue the job; it starts at once when there is room."""
-        need = await self._processes(job.id)
+        need = job_processes(values)
         async with self._pumping:
             self._queue[job.id] = need
         await self._pump()
@@ -195,7 +195,7 @@ class LocalRunner:
                 )
 
     async def _processes(self, job_id: str) -> int:
-        """How many processes the job runs (read once per job: its values are stored)."""
+        """How many processes a job resumed after a restart runs (its values are stored)."""
         try:
             return job_processes(await self.service.rendered(job_id))
         except Exception:  # its install task will say what is wrong with it

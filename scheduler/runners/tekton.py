@@ -55,7 +55,7 @@ class TektonRunner:
     def info(self, job_id: str) -> BackendInfo:
         return run_info(self.namespace, job_id)
 
-    async def start(self, job: JobRecord) -> None:
+    async def start(self, job: JobRecord, values: dict[str, Any]) -> None:
         """Nothing: Tekton started the PipelineRun when the store created it."""
 
     async def stop(self, job: JobRecord) -> None:

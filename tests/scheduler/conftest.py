@@ -228,7 +228,7 @@ class InstantRunner:
     def info(self, job_id: str) -> BackendInfo:
         return BackendInfo(kind="local", release=job_id)
 
-    async def start(self, job: JobRecord) -> None:
+    async def start(self, job: JobRecord, values: dict[str, Any]) -> None:
         task = asyncio.create_task(self._run(job.id))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

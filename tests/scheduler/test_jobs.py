@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,7 @@ class Recorder:
     def info(self, job_id: str) -> BackendInfo:
         return BackendInfo(kind="local", release=job_id)
 
-    async def start(self, job: JobRecord) -> None:
+    async def start(self, job: JobRecord, values: dict[str, Any]) -> None:
         self.started.append(job.id)
 
     async def stop(self, job: JobRecord) -> None:
