@@ -11,6 +11,7 @@ boundary pickled (a few kB).
   server process, `scheduler.limits` imported there), never from the server, whose threads
   (SQLite, the pool's own) make a plain fork unsafe. `start` pre-starts one worker in the
   lifespan without waiting for it, so the first request does not pay the start-up.
+  A worker freezes what it imported out of the garbage collector (`common.heap`).
 - An IR problem comes back as the same `IRValidationError` (422, every issue with file, line
   and path): the worker returns the issues, the server raises them.
 - A worker that dies (killed, out of memory, a crash in a C extension) fails the requests it
@@ -33,6 +34,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import structlog
 
+from common.heap import freeze_startup
 from ir import IRValidationError, Issue, JobBundle, Rendered
 from scheduler.errors import PreprocessUnavailable
 from scheduler.limits import JobLimits, render_within
@@ -67,6 +69,7 @@ def _watch(server: int) -> None:
 
 def _init(server: int) -> None:
     threading.Thread(target=_watch, args=(server,), daemon=True, name="server-watch").start()
+    freeze_startup()  # the IR stack it imported, out of every later collection's walk
 
 
 def _render(bundle: JobBundle, limits: JobLimits | None) -> Rendered | list[Issue]:

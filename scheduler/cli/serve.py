@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 if TYPE_CHECKING:
+    import socket
+
     import uvicorn
 
     from scheduler.config import Settings
@@ -119,6 +121,22 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
     )
 
 
+def serving(config: uvicorn.Config) -> uvicorn.Server:
+    """A uvicorn server that, once started (the lifespan done, the socket bound), takes what
+    start-up made out of the garbage collector's sight (`common.heap.freeze_startup`)."""
+    import uvicorn
+
+    from common.heap import freeze_startup
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                freeze_startup()
+
+    return Server(config)
+
+
 class EmbeddedServer:
     """A scheduling server on a free loopback port in a background thread (for `run`)."""
 
@@ -187,7 +205,6 @@ def serve(
     working bwrap), 3 when the server cannot start (uvicorn's start-up failure: e.g. its state
     database cannot be opened).
     """
-    import uvicorn
     from pydantic import ValidationError
 
     from common.logs import configure_logging
@@ -209,7 +226,7 @@ def serve(
     except ValidationError as exc:
         typer.echo(f"tekscore serve: {exc}", err=True)
         raise typer.Exit(2) from None
-    server = uvicorn.Server(uvicorn_config(settings))
+    server = serving(uvicorn_config(settings))
     server.run()
     if not server.started:  # uvicorn exits 3 itself on a failed lifespan; any other start-up
         raise typer.Exit(3)

@@ -4,6 +4,8 @@ the next request, never a 500. Real worker processes (multiprocessing's fork ser
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import signal
 import time
@@ -188,3 +190,11 @@ async def test_closing_stops_the_workers(iris: Path):
     wait_gone(pids)
     with pytest.raises(PreprocessUnavailable):
         await renderer.render(bundle_of(iris), limits_for(iris))
+
+
+async def test_a_worker_keeps_what_it_imported_out_of_collections(renderer: Renderer):
+    """A worker's full collection walks only what it made after it started (`common.heap`):
+    the IR stack it imported is frozen."""
+    assert renderer._pool is not None
+    frozen = await asyncio.wrap_future(renderer._pool.submit(gc.get_freeze_count))
+    assert frozen > 10_000
