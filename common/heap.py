@@ -1,7 +1,7 @@
 """The garbage collector in long-lived processes: what start-up made, moved out of its sight.
 
-No I/O. A server process imports FastAPI, pydantic and the IR models and builds its app: a few
-hundred thousand objects that live as long as the process. Python's oldest-generation
+No I/O. A server process imports FastAPI, pydantic and the IR models and builds its app: some
+86,000 objects that live as long as the process. Python's oldest-generation
 collection walks every one of them each time it runs, which in the scheduling server took
 46-200 ms (measured with `gc.callbacks` during `bench/scheduler.py --part start`): a request
 that arrives then waits that long. `freeze_startup()`, called once start-up is done, collects
