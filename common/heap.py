@@ -7,7 +7,9 @@ collection walks every one of them each time it runs, which in the scheduling se
 that arrives then waits that long. `freeze_startup()`, called once start-up is done, collects
 what start-up left as garbage and freezes the rest (`gc.freeze`): later collections walk only
 what was made since. The frozen objects are never collected, which is what they are: the
-process's modules, app and settings.
+process's modules, app and settings. Called by `tekscore serve`, its pre-processing workers and
+the scoring flow once activated (`local_runner.spare` does the same itself: it imports nothing
+of ours).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import structlog
 
+from common.heap import freeze_startup
 from common.termination import write_termination
 from ir.flows import PythonStep
 from ir.values import FlowValues
@@ -399,8 +400,7 @@ def _tune_memory() -> None:
     walk every object of the imported libraries again and again while batches allocate millions
     of dicts. Freeze what start-up made and collect young objects less often. And keep freed
     memory for the next batch instead of handing it back to the OS (`keep_freed_memory`)."""
-    gc.collect()
-    gc.freeze()
+    freeze_startup()
     gc.set_threshold(GC_THRESHOLD, 50, 100)
     keep_freed_memory(TRIM_THRESHOLD)
 
