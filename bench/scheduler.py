@@ -27,11 +27,17 @@ a bare FastAPI endpoint served the same way in the same run, and the iris job's 
    `--running` (12) never-ending jobs running (streaming http flows), one server per
    pre-processing mode of `--modes` (`thread`, `pool=N`), all up at once, started in
    alternation. Target: p99 < 50 ms with 12 running.
+4. **Busy** (`--part busy`, about 4 minutes). Start latency while `--busy` (4) jobs keep both
+   cores busy (a batch flow whose python step burns CPU, one process each), once with the jobs'
+   processes at the server's priority (`TEKSCORE_JOB_NICE=0`) and once at the default nice
+   value (docs/local-backend.md, "CPU priority"), one server after the other; also the
+   server's run-queue wait per start (`/proc/<pid>/task/*/schedstat`: time its threads were
+   ready to run but waited for a core).
 
 The API part's store is filled by copying one job the server's own code wrote, with new ids
 (`executemany`), so `--jobs 1000000` fills in minutes, not hours.
 
-Run: `.venv/bin/python bench/scheduler.py [--part api|job|start|all] [--jobs 10000]
+Run: `.venv/bin/python bench/scheduler.py [--part api|job|start|busy|all] [--jobs 10000]
 [--records 10000]`.
 Loopback only; every child process is stopped at the end; about 1.5-2 minutes.
 """
@@ -40,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -662,15 +669,21 @@ def api_bench(tmp: Path, iris: Path, args: argparse.Namespace) -> list[str]:
     return verdicts
 
 
-def isolated_starts(server: Server, body: bytes, count: int) -> list[float]:
-    """Start latencies of `count` jobs, each started once the previous one ended (quiet server)."""
+def isolated_starts(
+    server: Server, body: bytes, count: int, waits: list[float] | None = None
+) -> list[float]:
+    """Start latencies of `count` jobs, each started once the previous one ended (quiet server);
+    `waits` gets the server's run-queue wait during each `POST` (`run_queue_wait`)."""
     latencies = []
     headers = {**AUTH, "Content-Type": "application/json"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
         for _ in range(count):
+            waited = run_queue_wait(server.proc.pid) if waits is not None else 0.0
             t0 = time.perf_counter()
             answer = client.post("/api/v1/jobs", content=body)
             latencies.append(time.perf_counter() - t0)
+            if waits is not None:
+                waits.append(run_queue_wait(server.proc.pid) - waited)
             assert answer.status_code == 201, answer.text
             job_id = answer.json()["id"]
             deadline = time.monotonic() + 60
@@ -829,6 +842,113 @@ def start_bench(tmp: Path, args: argparse.Namespace) -> list[str]:
             f"(target < {TARGET_START_MS:g} ms): {verdict}"
         )
     return verdicts
+
+
+BURN = """\
+import time
+
+
+def transform(records):
+    began = time.process_time()
+    while time.process_time() - began < 0.2:
+        pass
+    return records
+"""
+
+
+def busy_pipeline(records: int = 2000) -> str:
+    """A batch job that keeps one core busy for `records` x 0.2 s of CPU: one record per batch
+    through a python step burning 0.2 s of CPU (`BURN`)."""
+    rows = ", ".join(f'{{"id": {i}}}' for i in range(records))
+    return f"""\
+apiVersion: tekscore.dev/v1
+kind: ScoringPipeline
+metadata: {{name: bench-busy}}
+spec:
+  dataChannels:
+    - {{name: rows, direction: source, type: inline, config: {{records: [{rows}]}}}}
+    - {{name: nowhere, direction: sink, type: discard}}
+  scoringFlows:
+    - name: burn
+      source: rows
+      sink: nowhere
+      batchSize: 1
+      concurrency: 1
+      steps: [{{type: python, uri: file://burn.py}}]
+"""
+
+
+def run_queue_wait(pid: int) -> float:
+    """Seconds the threads of process `pid` have waited on a run queue (ready, no core free)."""
+    waited = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            waited += int((task / "schedstat").read_text().split()[1])
+    return waited / 1e9
+
+
+def busy_bench(tmp: Path, args: argparse.Namespace) -> list[str]:
+    """Start latency while `--busy` CPU-bound jobs run, their processes at the server's priority
+    and at the default job nice value: one server after the other, `--starts` starts each."""
+    (tmp / "burn.py").write_text(BURN)
+    body = {"pipeline": {"files": {"busy.yaml": busy_pipeline()}}, "base_dir": str(tmp)}
+    small = json.dumps(
+        {"pipeline": {"files": {"small.yaml": SMALL_PIPELINE}}, "base_dir": str(tmp)}
+    ).encode()
+    rows: dict[str, dict[str, Any]] = {}
+    for nice in ("0", "default"):
+        extra = {"TEKSCORE_MAX_RUNNING_JOBS": str(args.busy + 8)}
+        if nice == "0":
+            extra["TEKSCORE_JOB_NICE"] = "0"
+        with scheduler(tmp / f"busy-home-{nice}", extra) as server:
+            settle(server)
+            ids = []
+            with httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as client:
+                for _ in range(args.busy):
+                    answer = client.post("/api/v1/jobs", json=body)
+                    assert answer.status_code == 201, answer.text
+                    ids.append(answer.json()["id"])
+                for job_id in ids:
+                    while client.get(f"/api/v1/jobs/{job_id}").json()["state"] != "RUNNING":
+                        time.sleep(0.1)
+            settle(server)
+            waits: list[float] = []
+            load = uptime_short()
+            latencies = isolated_starts(server, small, args.starts, waits)
+            load += " -> " + uptime_short()
+            cancel_all(server, ids)
+        latencies.sort()
+        rows[nice] = {
+            "p50": quantile(latencies, 0.5) * 1e3,
+            "p99": quantile(latencies, 0.99) * 1e3,
+            "max": latencies[-1] * 1e3,
+            "wait": statistics.median(waits) * 1e3,
+            "wait99": quantile(sorted(waits), 0.99) * 1e3,
+            "load": load,
+        }
+    print(
+        f"\nStart latency while {args.busy} jobs keep the cores busy (each a batch flow burning "
+        f"CPU in a python step), {args.starts} starts per row, ms; run-queue wait: the server's "
+        "threads' time ready to run but waiting for a core during the POST (summed over its "
+        "threads), p50 and p99"
+    )
+    print(
+        f"  {'job processes at':<28} {'p50':>7} {'p99':>7} {'max':>7} {'wait p50':>9} "
+        f"{'wait p99':>9}  load"
+    )
+    for nice, label in (("0", "server's priority (nice 0)"), ("default", "default job nice")):
+        r = rows[nice]
+        print(
+            f"  {label:<28} {r['p50']:>7.1f} {r['p99']:>7.1f} {r['max']:>7.1f} "
+            f"{r['wait']:>9.1f} {r['wait99']:>9.1f}  {r['load']}"
+        )
+    ratio = rows["0"]["p99"] / rows["default"]["p99"]
+    verdict = "ok" if rows["default"]["p99"] < TARGET_START_MS else "MISSED"
+    return [
+        f"start p99 with {args.busy} CPU-bound jobs: {rows['default']['p99']:.1f} ms at the "
+        f"default job nice, {rows['0']['p99']:.1f} ms at nice 0 ({ratio:.1f}x) "
+        f"(target < {TARGET_START_MS:g} ms): {verdict}"
+    ]
 
 
 def settle(server: Server, timeout: float = 180) -> None:
@@ -1019,7 +1139,7 @@ def job_bench(tmp: Path, iris: Path, args: argparse.Namespace) -> list[str]:
 def main() -> None:
     global args_records
     parser = argparse.ArgumentParser(description="scheduling server benchmark")
-    parser.add_argument("--part", choices=["api", "job", "start", "all"], default="all")
+    parser.add_argument("--part", choices=["api", "job", "start", "busy", "all"], default="all")
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs stored for the API part")
     parser.add_argument("--duration", type=float, default=1.0, help="seconds per API measurement")
     parser.add_argument("--rounds", type=int, default=3, help="API measurement rounds (median)")
@@ -1034,6 +1154,7 @@ def main() -> None:
         help="the newest jobs stored with their bundle, values and events (API part)",
     )
     parser.add_argument("--running", type=int, default=12, help="jobs running (start part)")
+    parser.add_argument("--busy", type=int, default=4, help="CPU-bound jobs (busy part)")
     parser.add_argument(
         "--modes",
         default="thread,pool=1",
@@ -1050,13 +1171,17 @@ def main() -> None:
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tekscore-bench-") as name:
         tmp = Path(name)
-        iris = iris_folder(tmp / "iris", args.records) if args.part != "start" else tmp
+        iris = (
+            iris_folder(tmp / "iris", args.records) if args.part in ("api", "job", "all") else tmp
+        )
         if args.part in ("api", "all"):
             verdicts += api_bench(tmp, iris, args)
         if args.part in ("job", "all"):
             verdicts += job_bench(tmp, iris, args)
         if args.part in ("start", "all"):
             verdicts += start_bench(tmp, args)
+        if args.part in ("busy", "all"):
+            verdicts += busy_bench(tmp, args)
     print()
     for line in verdicts:
         print(line)

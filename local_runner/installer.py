@@ -43,6 +43,7 @@ from common.task_errors import TaskFailed
 from common.termination import TERMINATION_ENV
 from ir.values import Values
 from local_runner.environment import ChildEnv
+from local_runner.priority import JOB_NICE
 from local_runner.processes import (
     Kind,
     ProcessRecord,
@@ -123,8 +124,10 @@ class LocalInstaller:
         environment: ChildEnv | None = None,
         sandbox: Sandbox | None = None,
         warm: WarmPool | None = None,
+        nice: int = JOB_NICE,
     ) -> None:
         self.job_id = job_id
+        self.nice = nice
         self.job_dir = Path(job_dir)
         self.callback_url = callback_url
         self.callback_token = callback_token
@@ -355,7 +358,12 @@ class LocalInstaller:
                     command, job_dir=self.job_dir, private=self.job_dir / PRIVATE, writable=[said]
                 )
             popen = spawn(
-                command=command, log=log, env=env, cwd=self.job_dir, memory_limit=memory_limit
+                command=command,
+                log=log,
+                env=env,
+                cwd=self.job_dir,
+                memory_limit=memory_limit,
+                nice=self.nice,
             )
         record = ProcessRecord(
             kind=kind,

@@ -37,6 +37,7 @@ from common import ports
 from common.files import atomic_write
 from common.task_errors import TaskFailed, without_paths
 from common.termination import TerminationRecord, read_termination
+from local_runner import priority
 
 Kind = Literal["service", "flow"]
 TABLE_VERSION = 1
@@ -204,6 +205,37 @@ def _limit_memory(limit: int) -> Callable[[], None]:
     return apply
 
 
+def start_session(
+    command: Sequence[str],
+    *,
+    log: Path,
+    env: Mapping[str, str],
+    cwd: Path,
+    nice: int = 0,
+    pass_fds: Sequence[int] = (),
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start `command` in a new session (its pid is its process group's id), stdin empty,
+    stdout and stderr appended to `log`, at CPU priority `nice` (`local_runner.priority`); an
+    `OSError` if it cannot start."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        popen = subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=tuple(pass_fds),
+            preexec_fn=preexec_fn,
+        )
+    priority.lower(popen, nice)
+    return popen
+
+
 def spawn(
     *,
     command: Sequence[str],
@@ -211,27 +243,21 @@ def spawn(
     env: Mapping[str, str],
     cwd: Path,
     memory_limit: int | None = None,
+    nice: int = 0,
 ) -> subprocess.Popen[bytes]:
-    """Start `command` in a new session, stdout and stderr appended to `log`; with
-    `memory_limit`, its data memory limited to that many bytes (`_limit_memory`)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        try:
-            return subprocess.Popen(
-                list(command),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=dict(env),
-                cwd=cwd,
-                start_new_session=True,
-                close_fds=True,
-                preexec_fn=None if memory_limit is None else _limit_memory(memory_limit),
-            )
-        except OSError as exc:
-            raise TaskFailed(
-                "InstallFailed", f"Could not start {' '.join(command)}: {exc}."
-            ) from exc
+    """A job's process (`start_session`); with `memory_limit`, its data memory limited to that
+    many bytes (`_limit_memory`)."""
+    try:
+        return start_session(
+            command,
+            log=log,
+            env=env,
+            cwd=cwd,
+            nice=nice,
+            preexec_fn=None if memory_limit is None else _limit_memory(memory_limit),
+        )
+    except OSError as exc:
+        raise TaskFailed("InstallFailed", f"Could not start {' '.join(command)}: {exc}.") from exc
 
 
 def create_time(pid: int) -> float:

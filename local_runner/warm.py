@@ -4,9 +4,10 @@
 A `WarmPool` keeps one *set* of spares ready: `count` processes running `local_runner.spare`
 (the python family's libraries imported: a service spare has `tekscore serve-model` and
 scikit-learn, a flow spare `tekscore flow run`; `ROLES`), all of them in a fresh folder
-`$TEKSCORE_HOME/spares/<id>/`, each in its own session (process group) and, when the server
-has a sandbox, in the very bubblewrap sandbox a job's process gets, that folder standing for
-the job's folder (read-only but its `tmp/`). Their environment is the one every job process
+`$TEKSCORE_HOME/spares/<id>/`, each in its own session (process group) at the jobs' CPU
+priority (`local_runner.priority`) and, when the server has a sandbox, in the very bubblewrap
+sandbox a job's process gets, that folder standing for the job's folder (read-only but its
+`tmp/`). Their environment is the one every job process
 starts from (`ChildEnv.base`), nothing of any job.
 
 A job's install takes the whole set when it is ready (`take`): the folder is renamed to the
@@ -41,6 +42,8 @@ from pathlib import Path
 import structlog
 
 from local_runner.environment import ChildEnv
+from local_runner.priority import JOB_NICE
+from local_runner.processes import start_session
 from local_runner.sandbox import Sandbox
 
 SPARES = "spares"
@@ -203,8 +206,10 @@ class WarmPool:
         sandbox: Sandbox | None,
         script: str,
         python: str = sys.executable,
+        nice: int = JOB_NICE,
     ) -> None:
         self.folder = home / SPARES
+        self.nice = nice
         self.count = count
         self.environment = environment
         self.sandbox = sandbox
@@ -249,18 +254,14 @@ class WarmPool:
             command = self.sandbox.wrap(command, job_dir=folder, private=folder / PRIVATE)
         spare_log = folder / f"spare-{index}.log"
         try:
-            with spare_log.open("ab") as out:
-                popen = subprocess.Popen(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=self.environment.base(folder / PRIVATE),
-                    cwd=folder,
-                    start_new_session=True,
-                    close_fds=True,
-                    pass_fds=(theirs.fileno(),),
-                )
+            popen = start_session(
+                command,
+                log=spare_log,
+                env=self.environment.base(folder / PRIVATE),
+                cwd=folder,
+                nice=self.nice,
+                pass_fds=(theirs.fileno(),),
+            )
         except OSError:
             ours.close()
             raise

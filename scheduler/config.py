@@ -164,6 +164,15 @@ class Settings(BaseSettings):
         "handed to (each spare serves one job only); 0 turns them off.",
     )
 
+    job_nice: int = Field(
+        default=10,  # local_runner.priority.JOB_NICE (the job service's layer imports no runner)
+        ge=0,
+        le=19,
+        description="CPU priority (nice value) of job processes on the local backend, of their "
+        "sessions' autogroups too: the server answers while jobs keep every core busy; 0 runs "
+        "them at the server's priority.",
+    )
+
     @field_validator("data_roots", mode="before")
     @classmethod
     def _split_roots(cls, value: Any) -> Any:

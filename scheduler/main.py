@@ -99,6 +99,7 @@ async def local_backend(settings: Settings) -> AsyncIterator[Backend]:
                 max_running_jobs=settings.max_running_jobs,
                 max_server_processes=settings.max_server_processes,
                 warm=job_warm_pool(settings, environment, sandbox),
+                nice=settings.job_nice,
             )
 
         try:

@@ -30,6 +30,7 @@ import structlog
 from common.task_errors import TaskFailed
 from local_runner.environment import ChildEnv
 from local_runner.installer import FlowReport, LocalInstaller
+from local_runner.priority import JOB_NICE
 from local_runner.processes import find_tekscore
 from local_runner.sandbox import Sandbox, detect, python_paths
 from local_runner.warm import WarmPool
@@ -96,6 +97,7 @@ def job_warm_pool(
         environment=environment,
         sandbox=sandbox,
         script=find_tekscore(),
+        nice=settings.job_nice,
     )
 
 
@@ -119,8 +121,10 @@ class LocalRunner:
         max_running_jobs: int = 1_000_000,
         max_server_processes: int = 1_000_000,
         warm: WarmPool | None = None,
+        nice: int = JOB_NICE,
     ) -> None:
         self.service = service
+        self.nice = nice
         self.warm = warm
         self.environment = environment
         self.sandbox = sandbox
@@ -159,6 +163,7 @@ class LocalRunner:
             environment=self.environment,
             sandbox=self.sandbox,
             warm=self.warm,
+            nice=self.nice,
         )
 
     async def start(self, job: JobRecord, values: dict[str, Any]) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import joblib
+import psutil
+import pytest
 
 from tests.scheduler.conftest import Scheduler, http_streaming_ir
 
@@ -117,6 +119,49 @@ def test_a_cancelled_streaming_job_runs_finally_and_leaves_no_process(
     events = scheduler.http.get(f"/api/v1/jobs/{job['id']}/events").json()
     assert [e["state"] for e in events][-2:] == ["STOPPING", "CANCELLED"]
     assert events[-2]["task"] == "finally"
+
+
+def _priority(proc: psutil.Process) -> tuple[int, str | None]:
+    """A process's nice value and its session's autogroup line (`/autogroup-N nice M`; None
+    on a kernel without autogroups)."""
+    try:
+        autogroup = Path(f"/proc/{proc.pid}/autogroup").read_text().split(" nice ")[1].strip()
+    except FileNotFoundError:
+        autogroup = None
+    return proc.nice(), autogroup
+
+
+@pytest.mark.parametrize("job_nice", [None, "0"], ids=["default", "TEKSCORE_JOB_NICE=0"])
+def test_a_jobs_processes_and_the_warm_spares_run_below_the_servers_cpu_priority(
+    tmp_path: Path, iris: Path, job_nice: str | None
+):
+    """What `ps -o ni` and `/proc/<pid>/autogroup` show an operator: every process of a running
+    job (its service, its flow, their sandbox) and every warm spare at nice 10, in their
+    sessions' autogroups too, the server at its own priority; `TEKSCORE_JOB_NICE=0` leaves
+    them at the server's."""
+    env = {} if job_nice is None else {"TEKSCORE_JOB_NICE": job_nice}
+    scheduler = Scheduler(tmp_path / "home", data_root=tmp_path, extra_env=env)
+    scheduler.start()
+    try:
+        job = scheduler.start_job([iris / "model.yaml", http_streaming_ir(iris)])
+        assert scheduler.wait_for(job["id"], {"RUNNING"} | FINISHED)["state"] == "RUNNING"
+        assert scheduler.proc is not None
+        server = psutil.Process(scheduler.proc.pid)
+        spares = [p for p in server.children() if "local_runner.spare" in " ".join(p.cmdline())]
+        processes = scheduler.job_processes(job["id"])
+        assert processes and spares, (processes, spares)
+        expected = (10, "10") if job_nice is None else (0, "0")
+        seen: dict[int, tuple[int, str | None]] = {}
+        deadline = time.monotonic() + 10  # autogroup changes: one per 100 ms per user
+        while time.monotonic() < deadline:
+            seen = {p.pid: _priority(p) for p in [*processes, *spares]}
+            if all(s in (expected, (expected[0], None)) for s in seen.values()):
+                break
+            time.sleep(0.05)
+        assert all(s in (expected, (expected[0], None)) for s in seen.values()), seen
+        assert server.nice() == 0
+    finally:
+        scheduler.close()
 
 
 def test_a_model_that_cannot_be_downloaded_fails_the_job_with_the_error(
