@@ -334,9 +334,11 @@ def load_texts(
 ) -> list[SourceDoc]:
     """Load IR given as text (`{file name: text}`), e.g. from an API request.
 
-    Relative paths in a file resolve against its folder when its name is an absolute path
-    (what the CLI sends), else against `base_dir`. With `max_documents`, reading stops at the
-    first document past the limit, and that is the one issue reported.
+    Relative paths in a file resolve against its folder: the folder of its name when that is
+    an absolute path (what the CLI sends), else of `base_dir / name` (`adder/job.yaml` is the
+    Racetrack job of `base_dir/adder`, as `tekscore render adder/job.yaml` run in `base_dir`
+    reads it). With `max_documents`, reading stops at the first document past the limit, and
+    that is the one issue reported.
     """
     docs: list[SourceDoc] = []
     issues: list[Issue] = []
@@ -349,8 +351,7 @@ def load_texts(
         count += read
         if max_documents is not None and count > max_documents.value:
             raise IRValidationError([Issue(name, None, (), max_documents.message(_DOCUMENTS))])
-        path = Path(name)
-        base = path.parent if path.is_absolute() else base_dir
+        base = (base_dir / name).parent  # an absolute name replaces base_dir
         valid, invalid = validate_documents(parsed, file=name, base_dir=base, schemas=schemas)
         docs += valid
         issues += parse_issues + invalid

@@ -81,6 +81,26 @@ def test_the_manifest_is_the_model_and_its_memory_max_the_service_limit(tmp_path
     assert model["uri"] == f"file://{job}" and model["type"] == "python"
 
 
+def test_a_job_sent_as_text_with_a_relative_name_is_the_model_of_that_folder(
+    tmp_path: Path,
+) -> None:
+    """What a modelops server sends to `POST /api/v1/jobs`: `{"files": {"adder/job.yaml": ...}}`
+    with `base_dir`: the job's folder is `base_dir/adder`, as `tekscore render adder/job.yaml`
+    run in `base_dir` reads it; so do a relative file name's own relative paths."""
+    job = write_job(tmp_path / "adder")
+    files = {
+        "adder/job.yaml": (job / "job.yaml").read_text(),
+        "pipeline.yaml": pipeline(tmp_path).read_text(),
+    }
+    rendered = ir.preprocess(ir.load_texts(files, base_dir=tmp_path))
+    (service,) = rendered.values["scoringServices"]
+    (model,) = service["models"]
+    assert model["uri"] == f"file://{job}"
+    absolute = {str(job / "job.yaml"): files["adder/job.yaml"], "p.yaml": files["pipeline.yaml"]}
+    rendered = ir.preprocess(ir.load_texts(absolute, base_dir=tmp_path / "elsewhere"))
+    assert rendered.values["scoringServices"][0]["models"][0]["uri"] == f"file://{job}"
+
+
 def test_a_job_scored_through_a_scheduled_flow(tmp_path: Path) -> None:
     job = write_job(tmp_path / "adder")
     env = offline_pip(build_wheel(tmp_path / "wheels").parent, tmp_path / "venvs")
