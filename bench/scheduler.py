@@ -57,7 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -732,13 +732,17 @@ spec:
 """
 
 
-def running_jobs(server: Server, tmp: Path, count: int) -> list[str]:
-    """Start `count` never-ending jobs and wait until every one is RUNNING."""
+def running_jobs(
+    server: Server, tmp: Path, count: int, pipeline: Callable[[], str] | None = None
+) -> list[str]:
+    """Start `count` jobs of `pipeline()` (default: never-ending `http_pipeline`s) and wait
+    until every one is RUNNING."""
     ids = []
     with httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as client:
         for _ in range(count):
+            text = pipeline() if pipeline else http_pipeline(free_port())
             body = {
-                "pipeline": {"files": {"running.yaml": http_pipeline(free_port())}},
+                "pipeline": {"files": {"running.yaml": text}},
                 "base_dir": str(tmp),
                 "labels": {"bench": "running"},
             }
@@ -768,12 +772,15 @@ def cancel_all(server: Server, ids: list[str]) -> None:
             time.sleep(0.2)
 
 
-def start_latencies(server: Server, tmp: Path, count: int) -> list[float]:
-    """`count` timed starts of the small inline pipeline, each once the previous job ended."""
+def start_latencies(
+    server: Server, tmp: Path, count: int, waits: list[float] | None = None
+) -> list[float]:
+    """`count` timed starts of the small inline pipeline, each once the previous job ended
+    (`waits`: see `isolated_starts`)."""
     body = json.dumps(
         {"pipeline": {"files": {"small.yaml": SMALL_PIPELINE}}, "base_dir": str(tmp)}
     ).encode()
-    return isolated_starts(server, body, count)
+    return isolated_starts(server, body, count, waits)
 
 
 def start_bench(tmp: Path, args: argparse.Namespace) -> list[str]:
@@ -891,10 +898,7 @@ def busy_bench(tmp: Path, args: argparse.Namespace) -> list[str]:
     """Start latency while `--busy` CPU-bound jobs run, their processes at the server's priority
     and at the default job nice value: one server after the other, `--starts` starts each."""
     (tmp / "burn.py").write_text(BURN)
-    body = {"pipeline": {"files": {"busy.yaml": busy_pipeline()}}, "base_dir": str(tmp)}
-    small = json.dumps(
-        {"pipeline": {"files": {"small.yaml": SMALL_PIPELINE}}, "base_dir": str(tmp)}
-    ).encode()
+    busy = busy_pipeline()
     rows: dict[str, dict[str, Any]] = {}
     for nice in ("0", "default"):
         extra = {"TEKSCORE_MAX_RUNNING_JOBS": str(args.busy + 8)}
@@ -902,19 +906,11 @@ def busy_bench(tmp: Path, args: argparse.Namespace) -> list[str]:
             extra["TEKSCORE_JOB_NICE"] = "0"
         with scheduler(tmp / f"busy-home-{nice}", extra) as server:
             settle(server)
-            ids = []
-            with httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as client:
-                for _ in range(args.busy):
-                    answer = client.post("/api/v1/jobs", json=body)
-                    assert answer.status_code == 201, answer.text
-                    ids.append(answer.json()["id"])
-                for job_id in ids:
-                    while client.get(f"/api/v1/jobs/{job_id}").json()["state"] != "RUNNING":
-                        time.sleep(0.1)
+            ids = running_jobs(server, tmp, args.busy, lambda: busy)
             settle(server)
             waits: list[float] = []
             load = uptime_short()
-            latencies = isolated_starts(server, small, args.starts, waits)
+            latencies = start_latencies(server, tmp, args.starts, waits)
             load += " -> " + uptime_short()
             cancel_all(server, ids)
         latencies.sort()

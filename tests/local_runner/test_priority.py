@@ -21,15 +21,7 @@ import pytest
 from local_runner.priority import JOB_NICE
 from local_runner.processes import start_session
 from scheduler.config import Settings
-
-AUTOGROUPS = Path("/proc/self/autogroup").exists()
-
-
-def autogroup_nice(pid: int) -> int | None:
-    """The nice value of `pid`'s session's autogroup (None on a kernel without autogroups)."""
-    if not AUTOGROUPS:
-        return None
-    return int(Path(f"/proc/{pid}/autogroup").read_text().split(" nice ")[1])
+from tests.autogroups import AUTOGROUPS, autogroup_nice
 
 
 async def until(condition: Callable[[], bool], timeout: float = 10) -> None:
@@ -97,6 +89,7 @@ import asyncio, json, os, pathlib, sys, time
 from local_runner.priority import JOB_NICE
 from local_runner.processes import start_session
 from scheduler.config import Settings
+from tests.autogroups import AUTOGROUPS, autogroup_nice
 
 async def main(folder):
     started = [

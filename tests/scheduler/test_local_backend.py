@@ -17,6 +17,7 @@ import joblib
 import psutil
 import pytest
 
+from tests.autogroups import autogroup_nice
 from tests.scheduler.conftest import Scheduler, http_streaming_ir
 
 FINISHED = {"SUCCEEDED", "FAILED", "CANCELLED"}
@@ -121,16 +122,6 @@ def test_a_cancelled_streaming_job_runs_finally_and_leaves_no_process(
     assert events[-2]["task"] == "finally"
 
 
-def _priority(proc: psutil.Process) -> tuple[int, str | None]:
-    """A process's nice value and its session's autogroup line (`/autogroup-N nice M`; None
-    on a kernel without autogroups)."""
-    try:
-        autogroup = Path(f"/proc/{proc.pid}/autogroup").read_text().split(" nice ")[1].strip()
-    except FileNotFoundError:
-        autogroup = None
-    return proc.nice(), autogroup
-
-
 @pytest.mark.parametrize("job_nice", [None, "0"], ids=["default", "TEKSCORE_JOB_NICE=0"])
 def test_a_jobs_processes_and_the_warm_spares_run_below_the_servers_cpu_priority(
     tmp_path: Path, iris: Path, job_nice: str | None
@@ -150,15 +141,14 @@ def test_a_jobs_processes_and_the_warm_spares_run_below_the_servers_cpu_priority
         spares = [p for p in server.children() if "local_runner.spare" in " ".join(p.cmdline())]
         processes = scheduler.job_processes(job["id"])
         assert processes and spares, (processes, spares)
-        expected = (10, "10") if job_nice is None else (0, "0")
-        seen: dict[int, tuple[int, str | None]] = {}
+        want = 10 if job_nice is None else 0
         deadline = time.monotonic() + 10  # autogroup changes: one per 100 ms per user
-        while time.monotonic() < deadline:
-            seen = {p.pid: _priority(p) for p in [*processes, *spares]}
-            if all(s in (expected, (expected[0], None)) for s in seen.values()):
+        while True:  # (nice value, autogroup's) of each; no autogroups on the kernel: None
+            seen = {p.pid: (p.nice(), autogroup_nice(p.pid)) for p in [*processes, *spares]}
+            if set(seen.values()) <= {(want, want), (want, None)}:
                 break
+            assert time.monotonic() < deadline, seen
             time.sleep(0.05)
-        assert all(s in (expected, (expected[0], None)) for s in seen.values()), seen
         assert server.nice() == 0
     finally:
         scheduler.close()
