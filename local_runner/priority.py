@@ -6,25 +6,31 @@ Every job process starts its own session (`local_runner.processes`), and Linux g
 session its own *autogroup* (`sched(7)`): while autogroups are on (the default of Debian's and
 most distributions' kernels) the CPU is shared between sessions first, each weighing as much
 as the server's whatever the nice value of its processes. So a job's priority is lowered twice,
-to the same nice value: its session's autogroup (`/proc/<pid>/autogroup`, shared by every
-process of the session, those it forks later too) and its process group's nice value (what
-counts where autogroups are off or the server runs in a cgroup of its own, e.g. a systemd
-service). An unprivileged user may raise a nice value but the kernel takes one autogroup
-change per 100 ms from it (`EAGAIN` before), so the autogroup writes wait in a queue drained on
-the event loop. Not a security boundary: a job may lower its autogroup's nice value back to 0
-(never below), which only gives back the server's head start.
+to the same nice value: its own nice value, inherited by what it forks (what counts where
+autogroups are off or the server runs in a cgroup of its own, e.g. a systemd service), and its
+session's autogroup (`/proc/<pid>/autogroup`, shared by every process of the session).
 
-Does I/O: `setpriority(2)` and writes under /proc.
+The nice value is the forking thread's: `start` forks on a thread of ours that runs at that
+nice value, so the child has it before it runs a line (a `setpriority` after the fork races
+with what the child forks at once: the kernel may miss a child not yet in the process group).
+An unprivileged user may raise a nice value but the kernel takes one autogroup change per
+100 ms from it (`EAGAIN` before), so the autogroup writes wait in a queue drained on the event
+loop. Not a security boundary: a job may lower its autogroup's nice value back to 0 (never
+below), which only gives back the server's head start.
+
+Does I/O: forks (on its spawning threads), `setpriority(2)` and writes under /proc.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
 import subprocess
+import threading
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import structlog
@@ -41,16 +47,39 @@ _pending: deque[tuple[subprocess.Popen[bytes], int]] = deque()  # waiting for th
 _retry_loop: asyncio.AbstractEventLoop | None = None  # the loop a retry is scheduled on
 
 
-def lower(popen: subprocess.Popen[bytes], nice: int) -> None:
-    """Give the process `popen` (a session and process-group leader we just started) and
-    everything in its session the nice value `nice`; 0 leaves them as they are."""
+def start(fork: Callable[[], subprocess.Popen[bytes]], nice: int) -> subprocess.Popen[bytes]:
+    """Start a process with `fork` (e.g. a `subprocess.Popen` of a new session) at nice value
+    `nice`, and queue its session's autogroup change to the same value; 0 starts it as it is.
+    Raises what `fork` raises."""
     if nice <= 0:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.setpriority(os.PRIO_PGRP, popen.pid, nice)
+        return fork()
+    popen = _spawner(nice).submit(fork).result()
     _pending.append((popen, nice))
     if _retry_loop is None or _retry_loop.is_closed():
         _drain()
+    return popen
+
+
+_spawners: dict[int, ThreadPoolExecutor] = {}
+_spawners_lock = threading.Lock()
+
+
+def _spawner(nice: int) -> ThreadPoolExecutor:
+    """The thread that forks the processes of nice value `nice` (one per value, kept)."""
+    with _spawners_lock:
+        if nice not in _spawners:
+            _spawners[nice] = ThreadPoolExecutor(
+                1, thread_name_prefix=f"spawn-nice{nice}", initializer=_own_nice, initargs=(nice,)
+            )
+        return _spawners[nice]
+
+
+def _own_nice(nice: int) -> None:
+    """Set the calling thread's nice value (a per-thread attribute on Linux, copied at fork)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except OSError as exc:
+        log.warning("nice value unchanged", nice=nice, error=str(exc))
 
 
 def _drain() -> None:

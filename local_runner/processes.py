@@ -220,20 +220,21 @@ def start_session(
     `OSError` if it cannot start."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        popen = subprocess.Popen(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=dict(env),
-            cwd=cwd,
-            start_new_session=True,
-            close_fds=True,
-            pass_fds=tuple(pass_fds),
-            preexec_fn=preexec_fn,
+        return priority.start(
+            lambda: subprocess.Popen(
+                list(command),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(env),
+                cwd=cwd,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=tuple(pass_fds),
+                preexec_fn=preexec_fn,
+            ),
+            nice,
         )
-    priority.lower(popen, nice)
-    return popen
 
 
 def spawn(
