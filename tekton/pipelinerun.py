@@ -15,8 +15,19 @@ A PipelineRun of job `j-…` (`tekton.dev/v1`):
 - labels `tekscore.dev/job`, `tekscore.dev/pipeline`, `app.kubernetes.io/managed-by`, and
   `tekscore.dev/idempotency` (hash of the start request's Idempotency-Key) when given;
 - annotations with the job's public metadata (`tekscore.dev/name`, `labels`, `content-hash`,
-  `created-at`, `body-hash`, `flows`); later the scheduler adds flow reports (`flows`) and the
-  outcome (`outcome`, `outcome-reason`, `outcome-message`, `outcome-at`).
+  `created-at`, `body-hash`, `flows`); later the scheduler adds flow reports (`flows.<n>`) and
+  the outcome (`outcome`, `outcome-reason`, `outcome-message`, `outcome-at`).
+
+The flows' status changes as flows report, and each change is written under a **new key**,
+`tekscore.dev/flows.<n>` (`n` one more than the highest on the run; `tekscore.dev/flows`, written
+at start, is generation 0), with every earlier generation removed in the same patch; the highest
+generation is the status. Tekton's PipelineRun reconciler writes back the annotation values it
+read when a reconcile began (`updateLabelsAndAnnotations`: an Update at the newest
+resourceVersion of the union of the annotations then and those it began with, tektoncd/pipeline
+#5297), so a value changed during a reconcile is undone without a conflict — seen on the real
+controller, a shard's completion lost. A key it never read it cannot undo: at worst it puts an
+earlier generation back beside the newer one, and the next change removes it again. Every
+other annotation of ours is written once.
 """
 
 from __future__ import annotations
@@ -116,6 +127,32 @@ def timeouts(*, pipeline: float, finally_: float) -> dict[str, str]:
         "tasks": go_duration(pipeline - finally_),
         "finally": go_duration(finally_),
     }
+
+
+def flows_key(generation: int) -> str:
+    """The annotation holding generation `generation` of the flows' status."""
+    return ANN_FLOWS if generation == 0 else f"{ANN_FLOWS}.{generation}"
+
+
+def flows_generations(annotations: Mapping[str, str]) -> dict[int, str]:
+    """The flows' status annotations on a run, by generation."""
+    out: dict[int, str] = {}
+    for key, value in annotations.items():
+        if key == ANN_FLOWS:
+            out[0] = value
+        elif key.startswith(f"{ANN_FLOWS}.") and key[len(ANN_FLOWS) + 1 :].isdigit():
+            out[int(key[len(ANN_FLOWS) + 1 :])] = value
+    return out
+
+
+def flows_change(annotations: Mapping[str, str], doc: Mapping[str, Any]) -> dict[str, str | None]:
+    """The merge-patch annotations recording `doc` as the flows' status of a run whose
+    annotations are `annotations`: the next generation, every earlier one removed (None)."""
+    generations = flows_generations(annotations)
+    latest = max(generations, default=-1)
+    change: dict[str, str | None] = {flows_key(g): None for g in generations}
+    change[flows_key(latest + 1)] = json.dumps(dict(doc), sort_keys=True, separators=(",", ":"))
+    return change
 
 
 @dataclass(frozen=True, kw_only=True)

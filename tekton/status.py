@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tekton.pipelinerun import (
-    ANN_FLOWS,
     ANN_OUTCOME,
     ANN_OUTCOME_AT,
     ANN_OUTCOME_MESSAGE,
@@ -42,6 +41,7 @@ from tekton.pipelinerun import (
     RESULT_FAILURE_PART,
     RESULT_FAILURE_REASON,
     TASK_OF_PIPELINE_TASK,
+    flows_generations,
 )
 
 PENDING, INSTALLING, RUNNING, STOPPING = "PENDING", "INSTALLING", "RUNNING", "STOPPING"
@@ -212,8 +212,15 @@ def children(run: Mapping[str, Any], taskruns: Sequence[Mapping[str, Any]]) -> l
 
 
 def flows_annotation(run: Mapping[str, Any]) -> dict[str, Any]:
-    """The flow reports recorded on the run (empty when absent or unreadable)."""
-    raw = ((run.get("metadata") or {}).get("annotations") or {}).get(ANN_FLOWS)
+    """The flow reports recorded on the run (`flows_recorded` of its annotations)."""
+    return flows_recorded((run.get("metadata") or {}).get("annotations") or {})
+
+
+def flows_recorded(annotations: Mapping[str, str]) -> dict[str, Any]:
+    """The flows' status in a run's annotations: its highest generation
+    (`tekton.pipelinerun.flows_key`); empty when absent or unreadable."""
+    generations = flows_generations(annotations)
+    raw = generations[max(generations)] if generations else None
     if not raw:
         return {}
     try:

@@ -14,8 +14,9 @@ scheduler replicas serve the same jobs and a restart loses nothing (docs/kuberne
   Kubernetes, keeping the job is starting it), then makes the first two owned by the run. With
   an Idempotency-Key the job id derives from the key, so a second start on any replica meets the
   same PipelineRun (409 on create: `DuplicateKey`);
-- `update` writes what this store keeps of a change, the flows' and services' status
-  (`tekscore.dev/flows`) and the outcome (`tekscore.dev/outcome`, `-reason`, `-message`, `-at`),
+- `update` writes what this store keeps of a change, the flows' and services' status (a new
+  key per change, `tekscore.dev/flows.<n>`, so that Tekton's reconciler cannot undo it:
+  `tekton.pipelinerun`) and the outcome (`tekscore.dev/outcome`, `-reason`, `-message`, `-at`),
   as one merge-patch carrying the `resourceVersion` it read; another replica's write in between
   answers 409 and the change is applied again on the run as it is then. Every other transition
   is Tekton's to make.
@@ -69,7 +70,7 @@ from tekton.kube import (
     Resource,
     Watcher,
 )
-from tekton.status import flows_annotation, job_status, parse_time
+from tekton.status import flows_recorded, job_status, parse_time
 
 log = structlog.get_logger("scheduler.stores.kubernetes")
 
@@ -127,9 +128,9 @@ def is_child(obj: Mapping[str, Any]) -> bool:
 
 
 def flows_doc(job: JobRecord, before: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The `tekscore.dev/flows` annotation: each flow's status (its replica rows included) and
-    each service's (its endpoint). The endpoints recorded at start stay (`before`, the
-    annotation as it was): the status shows them only while the job runs."""
+    """The flows' status annotation (`tekscore.dev/flows[.<n>]`): each flow's status (its
+    replica rows included) and each service's (its endpoint). The endpoints recorded at start
+    stay (`before`, the annotation as it was): the status shows them only while the job runs."""
     doc: dict[str, Any] = {
         "flows": {k: v.model_dump(mode="json") for k, v in job.flows.items()},
         "services": {k: v.model_dump(mode="json") for k, v in job.services.items()},
@@ -144,15 +145,17 @@ def flows_doc(job: JobRecord, before: Mapping[str, Any] | None = None) -> dict[s
 
 
 def annotations_of(
-    before: JobRecord, after: JobRecord, *, recorded: Mapping[str, Any]
-) -> dict[str, str]:
-    """The annotations that record a change of the job (what this store keeps of it), given
-    the flows annotation as `recorded` on the run; a transition Tekton makes is refused
-    (`StoreError`)."""
-    out: dict[str, str] = {}
+    before: JobRecord, after: JobRecord, *, annotations: Mapping[str, str]
+) -> dict[str, str | None]:
+    """The annotations (a merge patch: None removes one) that record a change of the job (what
+    this store keeps of it) on a run whose annotations are `annotations`: the flows' status as
+    its next generation (`tekton.pipelinerun.flows_change`), the outcome once; a transition
+    Tekton makes is refused (`StoreError`)."""
+    out: dict[str, str | None] = {}
+    recorded = flows_recorded(annotations)
     doc = flows_doc(after, before=recorded)
     if doc != recorded:
-        out[pr.ANN_FLOWS] = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        out.update(pr.flows_change(annotations, doc))
     if after.outcome is not None and before.outcome is None:
         out[pr.ANN_OUTCOME] = str(after.outcome).lower()
         out[pr.ANN_OUTCOME_REASON] = after.reason or ""
@@ -545,7 +548,9 @@ class PipelineRunStore:
             write = change(before)
             if write is None:
                 return before, None
-            annotations = annotations_of(before, write.job, recorded=flows_annotation(run))
+            annotations = annotations_of(
+                before, write.job, annotations=(run.get("metadata") or {}).get("annotations") or {}
+            )
             if not annotations:
                 return before, before
             meta: dict[str, Any] = {"annotations": annotations}

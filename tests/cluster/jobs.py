@@ -176,19 +176,83 @@ def nothing_left(cluster: Cluster, job_id: str) -> bool:
     return True
 
 
+def latest_flows(run: dict[str, Any]) -> dict[str, Any]:
+    """The flows' status an operator reads on a run: its annotation of the highest generation,
+    `tekscore.dev/flows.<n>` (`tekscore.dev/flows`, written at start, is generation 0)."""
+    annotations = run["metadata"].get("annotations") or {}
+    generations = {
+        0 if key == "tekscore.dev/flows" else int(key.rsplit(".", 1)[1]): value
+        for key, value in annotations.items()
+        if key == "tekscore.dev/flows" or key.startswith("tekscore.dev/flows.")
+    }
+    doc: dict[str, Any] = json.loads(generations[max(generations)])
+    return doc
+
+
+def _apiserver(cluster: Cluster, timeout: float | None) -> httpx.Client:
+    return httpx.Client(
+        base_url=cluster.env["APISERVER_URL"],
+        verify=ssl.create_default_context(cafile=cluster.env["CA_CERT"]),
+        trust_env=False,
+        timeout=timeout,
+        headers={"Authorization": f"Bearer {cluster.env['ADMIN_TOKEN']}"},
+    )
+
+
+class Versions:
+    """Every version of a job's PipelineRun, as a watch of the apiserver delivers them, in a
+    thread (`with Versions(cluster, job_id) as versions`, then `versions.seen`)."""
+
+    def __init__(self, cluster: Cluster, job_id: str) -> None:
+        self.job_id = job_id
+        self.http = _apiserver(cluster, None)
+        self.seen: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._ready = threading.Event()
+
+    def _watch(self) -> None:
+        """The run as it is, then every change from its resourceVersion on (watched again from
+        the last version seen when the apiserver answers with an error event, e.g. its watch
+        cache not yet at that version)."""
+        path = f"/apis/tekton.dev/v1/namespaces/{JOBS_NS}/pipelineruns"
+        try:
+            self.seen.append(self.http.get(f"{path}/{self.job_id}").json())
+            self._ready.set()
+            while not self._stop.is_set():
+                params = {
+                    "watch": "1",
+                    "fieldSelector": f"metadata.name={self.job_id}",
+                    "resourceVersion": self.seen[-1]["metadata"]["resourceVersion"],
+                }
+                with self.http.stream("GET", path, params=params) as answer:
+                    for line in answer.iter_lines():
+                        event = json.loads(line)
+                        if event["type"] == "ERROR":
+                            self._stop.wait(1.0)
+                            break
+                        self.seen.append(event["object"])
+        except (httpx.HTTPError, RuntimeError):
+            return  # closed by __exit__
+
+    def __enter__(self) -> Versions:
+        self._thread.start()
+        assert self._ready.wait(30), "the watch delivered nothing"  # the run as it is now
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self.http.close()
+        self._thread.join(timeout=30)
+
+
 class Reasons:
     """Records every (status, reason) the Succeeded condition of a job's PipelineRun goes
     through, polling the apiserver every 0.1 s in a thread (`with Reasons(cluster, job_id)`)."""
 
     def __init__(self, cluster: Cluster, job_id: str) -> None:
         self.path = f"/apis/tekton.dev/v1/namespaces/{JOBS_NS}/pipelineruns/{job_id}"
-        self.http = httpx.Client(
-            base_url=cluster.env["APISERVER_URL"],
-            verify=ssl.create_default_context(cafile=cluster.env["CA_CERT"]),
-            trust_env=False,
-            timeout=10,
-            headers={"Authorization": f"Bearer {cluster.env['ADMIN_TOKEN']}"},
-        )
+        self.http = _apiserver(cluster, 10)
         self.seen: list[tuple[str, str]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)

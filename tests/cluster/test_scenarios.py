@@ -1,12 +1,14 @@
 """Jobs that do not simply succeed, on the real control plane: cancel during install and during
 wait (a streaming flow that also scores on demand through its Service), a flow that fails, a
-model that cannot load, a sharded batch flow (an Indexed Job), and a PipelineRun cancelled from
-outside with `spec.status: Cancelled` (Tekton skips finally). Each checks what the API says and
-what Tekton did, through kubectl."""
+model that cannot load, a sharded batch flow (an Indexed Job), reports in quick succession that
+Tekton's reconciles must not undo, and a PipelineRun cancelled from outside with `spec.status:
+Cancelled` (Tekton skips finally). Each checks what the API says and what Tekton did, through
+kubectl and the apiserver's watch."""
 
 from __future__ import annotations
 
-import json
+import base64
+import itertools
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,10 @@ from tests.cluster.cluster import JOBS_NS, Cluster, wait_for
 from tests.cluster.jobs import (
     Jobs,
     Reasons,
+    Versions,
     condition,
     files_body,
+    latest_flows,
     leftovers,
     nothing_left,
     taskruns,
@@ -161,9 +165,54 @@ def test_sharded_batch_flow_each_shard_scores_its_share(
     ]
     assert all(r["pod"] and r["pod"].startswith(f"{job_id}-flow-classify-") for r in rows), rows
     run = cluster.get("-n", JOBS_NS, "pipelinerun", job_id)
-    doc = json.loads(run["metadata"]["annotations"]["tekscore.dev/flows"])
-    assert doc["flows"]["classify"]["replicas"] == rows
+    assert latest_flows(run)["flows"]["classify"]["replicas"] == rows
     wait_for("the release to be gone", lambda: nothing_left(cluster, job_id), timeout=120)
+
+
+def test_reports_in_quick_succession_are_never_undone_by_tektons_reconciles(
+    cluster: Cluster, jobs: Jobs, iris_copy: Path
+) -> None:
+    """Each report changes the run, and Tekton reconciles it; its reconciler writes back the
+    annotation values it read when a reconcile began (tektoncd/pipeline#5297), so a report
+    recorded during a reconcile was undone now and then (a shard's completion lost, the job
+    waiting for it). 100 reports as a flow replica sends them, one after the other: every
+    version of the run counts up, the last is the last sent."""
+    job_id = start(jobs, iris_copy, "on-demand.yaml")
+    jobs.wait(job_id, "RUNNING")
+    secret = cluster.get("-n", JOBS_NS, "secret", f"{job_id}-callback")
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    url = f"/api/v1/jobs/{job_id}/flows/classify-http/progress"
+    last = 100
+    with Versions(cluster, job_id) as versions:
+        for count in range(1, last + 1):
+            body = {"records_in": count, "records_out": count, "records_failed": 0, "pod": "p-0"}
+            answer = jobs.http.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+            assert answer.status_code == 202, answer.text
+        row = wait_for(
+            "the last report in the API",
+            lambda: next(
+                (
+                    r
+                    for r in jobs.get(job_id)["flows"]["classify-http"]["replicas"]
+                    if r["pod"] == "p-0" and r["records_in"] == last
+                ),
+                None,
+            ),
+            timeout=30,
+        )
+        assert row["records_out"] == last
+
+    def probe(run: dict[str, Any]) -> int:
+        rows = latest_flows(run)["flows"]["classify-http"]["replicas"]
+        return next((r["records_in"] for r in rows if r["pod"] == "p-0"), 0)
+
+    counts = [probe(run) for run in versions.seen]
+    undone = [(a, b) for a, b in itertools.pairwise(counts) if b < a]
+    assert not undone, f"reports undone: {undone} in {len(counts)} versions"
+    assert counts[-1] == last, counts[-20:]
+    assert probe(cluster.get("-n", JOBS_NS, "pipelinerun", job_id)) == last
+    assert jobs.cancel(job_id).status_code == 202
+    assert jobs.wait(job_id)["state"] == "CANCELLED"
 
 
 def test_a_model_that_cannot_load_fails_the_install_naming_the_model_error(

@@ -313,6 +313,26 @@ class TektonSim:
         if _finished(trs["uninstall"]):
             await self._end(name)
 
+    def reconcile_begins(self, name: str) -> dict[str, str]:
+        """The run's annotations as the controller reads them when a reconcile begins (its
+        lister's copy); `reconcile_ends` takes them."""
+        return dict(self.run(name)["metadata"].get("annotations") or {})
+
+    async def reconcile_ends(self, name: str, began: Mapping[str, str]) -> None:
+        """The end of that reconcile (`updateLabelsAndAnnotations` of tektoncd/pipeline): when
+        the annotations changed meanwhile, an update at the newest resourceVersion of their
+        union with those it `began` with, the latter's values winning (tektoncd/pipeline#5297):
+        a value someone changed meanwhile is put back, a key someone added stays."""
+        run = self.run(name)
+        if (run["metadata"].get("annotations") or {}) == began:
+            return
+        version = run["metadata"]["resourceVersion"]
+        await self._patch(
+            "pipelineruns",
+            name,
+            {"metadata": {"resourceVersion": version, "annotations": dict(began)}},
+        )
+
     async def _cancel_taskrun(self, tr: Mapping[str, Any], message: str) -> None:
         await self._patch(
             "taskruns",

@@ -368,7 +368,10 @@ async def test_success(client: httpx.AsyncClient, api: ApiServer, sim: TektonSim
     assert all(r.headers["Content-Type"] == MERGE for r in new)
     flows_patch, outcome_patch, cancel = new
     assert "resourceVersion" in sent(flows_patch)["metadata"]
-    flows = json.loads(sent(flows_patch)["metadata"]["annotations"]["tekscore.dev/flows"])
+    written = sent(flows_patch)["metadata"]["annotations"]
+    # the flows' status as its next generation, the one of the start removed
+    assert written["tekscore.dev/flows"] is None, written
+    flows = json.loads(written["tekscore.dev/flows.1"])
     assert flows["flows"]["classify"]["state"] == "COMPLETED"
     assert sent(outcome_patch)["metadata"]["annotations"]["tekscore.dev/outcome"] == "succeeded"
     wait_tr = sim.taskruns(job_id)["wait"]["metadata"]["name"]
@@ -421,6 +424,51 @@ async def test_success(client: httpx.AsyncClient, api: ApiServer, sim: TektonSim
     assert [j["id"] for j in listed["items"]] == [job_id]
     metrics = (await client.get("/metrics")).text
     assert 'tekscore_jobs{state="SUCCEEDED"} 1.0' in metrics or "SUCCEEDED" in metrics
+
+
+async def test_a_report_survives_tektons_write_back_of_the_annotations_a_reconcile_began_with(
+    client: httpx.AsyncClient, sim: TektonSim
+) -> None:
+    """Tekton's reconciler writes back the annotation values it read when a reconcile began
+    (tektoncd/pipeline#5297). Seen on the real controller: a shard's completion recorded
+    meanwhile was undone, and the job waited for a shard that had completed."""
+    job_id = (await start(client))["id"]
+    await sim.start(job_id)
+    await sim.finish_task(job_id, "install")
+    await wait_state(client, job_id, "RUNNING", "wait")
+
+    async def shard_done(shard: int) -> httpx.Response:
+        body = {
+            "records_in": 75,
+            "records_out": 75,
+            "records_failed": 0,
+            "shard": shard,
+            "shards": 2,
+        }
+        return await client.post(
+            f"/api/v1/jobs/{job_id}/flows/classify/complete", json=body, headers=callback(job_id)
+        )
+
+    began = sim.reconcile_begins(job_id)
+    first = await shard_done(0)
+    assert first.status_code == 202, first.text
+    assert first.json()["flows"]["classify"]["shards_done"] == 1
+    await sim.reconcile_ends(job_id, began)  # the start's annotation put back beside the new
+
+    second = await shard_done(1)
+    assert second.status_code == 202, second.text
+    job = second.json()
+    assert job["state"] == "STOPPING", job  # both shards done: scoring is over
+    flow = job["flows"]["classify"]
+    assert (flow["shards_done"], flow["records_in"], flow["state"]) == (2, 150, "COMPLETED")
+    # what an operator reads on the run: the highest generation, both shards in it
+    annotations = sim.run(job_id)["metadata"]["annotations"]
+    latest = max(
+        int(k.rsplit(".", 1)[1]) for k in annotations if k.startswith("tekscore.dev/flows.")
+    )
+    doc = json.loads(annotations[f"tekscore.dev/flows.{latest}"])
+    rows = doc["flows"]["classify"]["replicas"]
+    assert [(r["index"], r["state"]) for r in rows] == [(0, "COMPLETED"), (1, "COMPLETED")]
 
 
 @pytest.mark.parametrize("during", ["install", "wait"])
