@@ -207,14 +207,15 @@ class Versions:
         self.job_id = job_id
         self.http = _apiserver(cluster, None)
         self.seen: list[dict[str, Any]] = []
+        self.error: Exception | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._ready = threading.Event()
 
     def _watch(self) -> None:
-        """The run as it is, then every change from its resourceVersion on (watched again from
-        the last version seen when the apiserver answers with an error event, e.g. its watch
-        cache not yet at that version)."""
+        """The run as it is, then every change from its resourceVersion on: watches of a second
+        each (so the thread sees the stop), each from the last version seen (after an error
+        event too, e.g. the apiserver's watch cache not yet at that version)."""
         path = f"/apis/tekton.dev/v1/namespaces/{JOBS_NS}/pipelineruns"
         try:
             self.seen.append(self.http.get(f"{path}/{self.job_id}").json())
@@ -224,6 +225,7 @@ class Versions:
                     "watch": "1",
                     "fieldSelector": f"metadata.name={self.job_id}",
                     "resourceVersion": self.seen[-1]["metadata"]["resourceVersion"],
+                    "timeoutSeconds": "1",
                 }
                 with self.http.stream("GET", path, params=params) as answer:
                     for line in answer.iter_lines():
@@ -232,18 +234,20 @@ class Versions:
                             self._stop.wait(1.0)
                             break
                         self.seen.append(event["object"])
-        except (httpx.HTTPError, RuntimeError):
-            return  # closed by __exit__
+        except httpx.HTTPError as exc:
+            self.error = exc
 
     def __enter__(self) -> Versions:
         self._thread.start()
         assert self._ready.wait(30), "the watch delivered nothing"  # the run as it is now
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, failed: object, *_: object) -> None:
         self._stop.set()
-        self.http.close()
         self._thread.join(timeout=30)
+        self.http.close()
+        if failed is None:
+            assert self.error is None, f"the watch of {self.job_id} failed: {self.error!r}"
 
 
 class Reasons:
