@@ -138,10 +138,11 @@ def flows_generations(annotations: Mapping[str, str]) -> dict[int, str]:
     """The flows' status annotations on a run, by generation."""
     out: dict[int, str] = {}
     for key, value in annotations.items():
+        generation = key.removeprefix(f"{ANN_FLOWS}.")
         if key == ANN_FLOWS:
             out[0] = value
-        elif key.startswith(f"{ANN_FLOWS}.") and key[len(ANN_FLOWS) + 1 :].isdigit():
-            out[int(key[len(ANN_FLOWS) + 1 :])] = value
+        elif generation != key and generation.isdigit():
+            out[int(generation)] = value
     return out
 
 
@@ -151,8 +152,13 @@ def flows_change(annotations: Mapping[str, str], doc: Mapping[str, Any]) -> dict
     generations = flows_generations(annotations)
     latest = max(generations, default=-1)
     change: dict[str, str | None] = {flows_key(g): None for g in generations}
-    change[flows_key(latest + 1)] = json.dumps(dict(doc), sort_keys=True, separators=(",", ":"))
+    change[flows_key(latest + 1)] = _compact(doc)
     return change
+
+
+def _compact(value: Mapping[str, Any]) -> str:
+    """An annotation's JSON value: compact, keys sorted (the same document, the same text)."""
+    return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,10 +189,10 @@ def job_annotations(
     """The job's public metadata as PipelineRun annotations (values are strings); `body_hash`
     (of a start with an Idempotency-Key) recognises a replayed start."""
     annotations = {
-        ANN_LABELS: json.dumps(dict(labels), sort_keys=True, separators=(",", ":")),
+        ANN_LABELS: _compact(labels),
         ANN_CONTENT_HASH: content_hash,
         ANN_CREATED_AT: created_at,
-        ANN_FLOWS: json.dumps(dict(flows), sort_keys=True, separators=(",", ":")),
+        ANN_FLOWS: _compact(flows),
     }
     if body_hash is not None:
         annotations[ANN_BODY_HASH] = body_hash

@@ -30,6 +30,7 @@ from scheduler.auth import callback_token
 from scheduler.config import Settings
 from scheduler.main import create_app
 from tests.charts.helpers import tekton_errors
+from tests.cluster.jobs import latest_flows
 from tests.conftest import IRIS
 from tests.scheduler.tekton_sim import (
     CONFIGMAPS,
@@ -462,12 +463,7 @@ async def test_a_report_survives_tektons_write_back_of_the_annotations_a_reconci
     flow = job["flows"]["classify"]
     assert (flow["shards_done"], flow["records_in"], flow["state"]) == (2, 150, "COMPLETED")
     # what an operator reads on the run: the highest generation, both shards in it
-    annotations = sim.run(job_id)["metadata"]["annotations"]
-    latest = max(
-        int(k.rsplit(".", 1)[1]) for k in annotations if k.startswith("tekscore.dev/flows.")
-    )
-    doc = json.loads(annotations[f"tekscore.dev/flows.{latest}"])
-    rows = doc["flows"]["classify"]["replicas"]
+    rows = latest_flows(sim.run(job_id))["flows"]["classify"]["replicas"]
     assert [(r["index"], r["state"]) for r in rows] == [(0, "COMPLETED"), (1, "COMPLETED")]
 
 
